@@ -1,0 +1,106 @@
+"""Content-addressed checkpoints: key = hash(method, model, training config, training data, seed).
+
+Looked up first in the cache folder (git-ignored), then among the released
+checkpoints in results/weights (MANIFEST.json); any config change changes the
+key, so a stale checkpoint is never used silently. Files are checksummed
+(sha256 in their manifest entry) and written by rename: a truncated or corrupt
+file is reported in one line and retrained.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.hashing import config_hash, portable
+from benchmark.plugins import REPO_ROOT
+from benchmark.store import atomic_write, atomic_write_text
+
+log = logging.getLogger(__name__)
+MANIFEST = "MANIFEST.json"
+
+
+def cache_root(cfg: DictConfig) -> Path:
+    return Path(cfg.cache_dir or os.environ.get("REGBENCH_CACHE") or REPO_ROOT / ".cache" / "regbench")
+
+
+def weights_root(cfg: DictConfig) -> Path:
+    return Path(cfg.weights_dir or REPO_ROOT / "results" / "weights")
+
+
+def training_spec(method_cfg: DictConfig, profile: str, seed: int) -> dict | None:
+    """Everything a trained model depends on; None for methods with nothing to train."""
+    if method_cfg.get("train") is None:
+        return None
+    train = OmegaConf.to_container(method_cfg.train, resolve=True)
+    budgets = train.pop("budget")
+    if profile not in budgets:
+        raise ValueError(f"method {method_cfg.name!r} has no training budget for profile {profile!r}; it has: {', '.join(budgets)}")
+    data = portable(train.pop("data"))
+    model = OmegaConf.to_container(method_cfg.model, resolve=True)
+    return {"method": method_cfg.name, "model": model, "train": {**train, **budgets[profile]}, "data": data, "seed": seed}
+
+
+def checkpoint_key(spec: dict) -> str:
+    return config_hash(spec)
+
+
+def _sha256(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _candidates(cfg: DictConfig, name: str, key: str):
+    cache = cache_root(cfg) / "checkpoints"
+    entry_file = cache / f"{name}-{key}.json"
+    if entry_file.exists():
+        try:
+            yield cache / f"{name}-{key}.pt", json.loads(entry_file.read_text())
+        except json.JSONDecodeError:
+            log.warning("checkpoint manifest %s is corrupt; ignoring it", entry_file)
+    released = weights_root(cfg)
+    entry = _read_manifest(released).get(key)
+    if entry is not None:
+        yield released / entry["file"], entry
+
+
+def load(cfg: DictConfig, name: str, key: str) -> tuple[dict, dict] | None:
+    """(state_dict, manifest entry) of a valid checkpoint for `key`, or None."""
+    for path, entry in _candidates(cfg, name, key):
+        if not path.exists():
+            continue
+        blob = path.read_bytes()
+        if _sha256(blob) != entry.get("sha256"):
+            log.warning("checkpoint %s is corrupt or truncated (sha256 mismatch); retraining", path)
+            continue
+        return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True), entry
+    return None
+
+
+def save(cfg: DictConfig, name: str, key: str, state: dict, entry: dict, folder: Path | None = None) -> dict:
+    """Write the checkpoint and its manifest entry (to the cache unless `folder` is given)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    blob = buffer.getvalue()
+    entry = {**entry, "key": key, "file": f"{name}-{key}.pt", "sha256": _sha256(blob),
+             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    folder = folder or cache_root(cfg) / "checkpoints"
+    atomic_write(folder / entry["file"], lambda p: p.write_bytes(blob))
+    if folder == cache_root(cfg) / "checkpoints":
+        atomic_write_text(folder / f"{name}-{key}.json", json.dumps(entry, indent=2))
+    else:
+        manifest = _read_manifest(folder)
+        manifest[key] = entry
+        atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+    return entry

@@ -1,0 +1,47 @@
+"""Leaderboard: one line per method x task x probe x level, aggregated over test images."""
+from __future__ import annotations
+
+import pandas as pd
+
+KEYS = ["task", "probe", "level", "method"]
+
+
+def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
+    if rows.empty:
+        return pd.DataFrame(columns=KEYS + ["psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "seconds_mean", "params", "train_minutes", "n_images", "converged_frac"])
+    g = rows.groupby(KEYS, sort=False)
+    board = g.agg(
+        psnr_mean=("psnr", "mean"),
+        psnr_std=("psnr", "std"),
+        ssim_mean=("ssim", "mean"),
+        ssim_std=("ssim", "std"),
+        seconds_mean=("seconds", "mean"),
+        iterations_mean=("iterations", "mean"),
+        params=("params", "max"),
+        train_minutes=("train_minutes", "max"),
+        n_images=("image_id", "nunique"),
+        converged_frac=("converged", "mean"),
+    ).reset_index()
+    board[["psnr_std", "ssim_std"]] = board[["psnr_std", "ssim_std"]].fillna(0.0)
+    return board.sort_values(["task", "probe", "level", "psnr_mean"], ascending=[True, True, True, False], ignore_index=True)
+
+
+def to_markdown(board: pd.DataFrame) -> str:
+    if board.empty:
+        return "# regbench leaderboard\n\nNo finished combinations yet.\n"
+    lines = ["# regbench leaderboard", ""]
+    for (task, probe, level), part in board.groupby(["task", "probe", "level"], sort=False):
+        lines += [f"## {task} / {probe} / level {level}", ""]
+        table = pd.DataFrame({
+            "method": part["method"],
+            "PSNR (dB)": [f"{m:.2f} ± {s:.2f}" for m, s in zip(part["psnr_mean"], part["psnr_std"])],
+            "SSIM": [f"{m:.4f} ± {s:.4f}" for m, s in zip(part["ssim_mean"], part["ssim_std"])],
+            "seconds/image": part["seconds_mean"].map(lambda v: f"{v:.2f}"),
+            "iterations": part["iterations_mean"].map(lambda v: f"{v:.0f}"),
+            "converged": part["converged_frac"].map(lambda v: f"{100 * v:.0f}%"),
+            "params": part["params"].astype(int),
+            "train min": part["train_minutes"].map(lambda v: f"{v:.1f}"),
+            "images": part["n_images"],
+        })
+        lines += [table.to_markdown(index=False), ""]
+    return "\n".join(lines)

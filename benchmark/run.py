@@ -1,0 +1,41 @@
+"""Command line: `python -m benchmark.run [-m] method=... task=... profile=...`.
+
+Registry names on the command line are checked before Hydra composes the
+config, and config errors are reported in one line, before any work starts.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from benchmark.registry import RegistryError, check_overrides
+from benchmark.validate import ConfigError
+
+log = logging.getLogger("regbench")
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="config")
+def main(cfg: DictConfig):
+    from benchmark.runner import run  # heavy imports after argument checks
+
+    try:
+        return run(cfg)
+    except (ConfigError, RegistryError) as err:
+        log.error("%s", err)
+        raise SystemExit(2)
+
+
+def cli() -> None:
+    try:
+        check_overrides(sys.argv[1:])
+    except RegistryError as err:
+        print(f"regbench: error: {err}", file=sys.stderr)
+        raise SystemExit(2)
+    main()
+
+
+if __name__ == "__main__":
+    cli()

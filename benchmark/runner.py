@@ -1,0 +1,185 @@
+"""Run one combination method x task x probe: train (or load), calibrate, evaluate, store.
+
+    train once per (method, training data, seed)   -> content-addressed checkpoint
+    calibrate per (method, task)                    -> lambda etc. on calibration images
+    evaluate per (method, task, probe level)        -> one row per test image
+    aggregate                                       -> results.parquet, leaderboard.{md,csv}
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from benchmark import checkpoints
+from benchmark.calibrate import calibrate
+from benchmark.device import resolve_device
+from benchmark.hashing import config_hash, portable
+from benchmark.instantiate import build, check_targets
+from benchmark.metrics import image_metrics, peak_memory_mb
+from benchmark.provenance import device_name, git_rev
+from benchmark.store import ResultStore, atomic_write_text
+from benchmark.validate import validate
+from regbench_datasets.patches import PatchSampler
+
+log = logging.getLogger("regbench")
+
+
+def combination_key(cfg: DictConfig) -> str:
+    """What a combination's rows depend on (never where data or outputs live)."""
+    return config_hash(portable(cfg.method), portable(cfg.task), portable(cfg.probe), portable(cfg.profile), cfg.seed)
+
+
+def combination_label(cfg: DictConfig) -> str:
+    return f"{cfg.method.name}__{cfg.task.name}__{cfg.probe.name}"
+
+
+def solver_options(cfg: DictConfig) -> dict:
+    return {"tol": float(cfg.profile.solver.tol), "max_iter": int(cfg.profile.solver.max_iter)}
+
+
+def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> dict:
+    """Train `method` on its training data within the profile's budget; returns its manifest entry."""
+    torch.manual_seed(cfg.seed)
+    data = build(cfg.method.train.data)
+    patches = PatchSampler(data, n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device)
+    train_log = method.fit(patches, {**spec["train"], "seed": cfg.seed}, progress=cfg.progress)
+    minutes = float(train_log.pop("minutes", 0.0))
+    return {"method": cfg.method.name, "spec": spec, "git_rev": git_rev(), "device": device_name(device),
+            "train_minutes": minutes, "params": method.n_params(), "log": train_log}
+
+
+def cpu_state(method) -> dict:
+    return {k: v.cpu() if torch.is_tensor(v) else v for k, v in method.state_dict().items()}
+
+
+def prepare_weights(cfg: DictConfig, method, device: torch.device) -> dict:
+    """Load the checkpoint for this training config, or train and save one."""
+    spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
+    if spec is None:
+        return {"key": config_hash(portable(cfg.method.model)), "train_minutes": 0.0}
+    key = checkpoints.checkpoint_key(spec)
+    found = None if cfg.retrain else checkpoints.load(cfg, cfg.method.name, key)
+    if found is not None:
+        state, entry = found
+        method.load_state_dict(state)
+        method.to(device)
+        log.info("%s: using checkpoint %s (%s)", cfg.method.name, entry["file"], entry.get("device", "?"))
+        return {"key": key, "train_minutes": float(entry.get("train_minutes", 0.0))}
+    log.info("%s: training (checkpoint key %s)", cfg.method.name, key)
+    entry = train_method(cfg, method, device, spec)
+    checkpoints.save(cfg, cfg.method.name, key, cpu_state(method), entry)
+    return {"key": key, "train_minutes": entry["train_minutes"]}
+
+
+def reconstruct(method, sample, solver: dict):
+    return method.reconstruct(sample.y, sample.physics, sample.x0, solver)
+
+
+def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str) -> tuple[dict, float]:
+    """Calibrate on the task's calibration images; cached per (weights, task, profile)."""
+    space = method.calibration_space()
+    if not space:
+        return dict(method.hp), float("nan")
+    key = config_hash(weights_key, portable(cfg.task), portable(cfg.profile), cfg.seed, method.hp)
+    path = checkpoints.cache_root(cfg) / "calibration" / f"{cfg.method.name}-{key}.json"
+    if path.exists() and not cfg.retrain:
+        try:
+            cached = json.loads(path.read_text())
+            method.hp.update(cached["hp"])
+            log.info("%s: calibration from cache %s", cfg.method.name, cached["hp"])
+            return cached["hp"], cached["psnr"]
+        except (json.JSONDecodeError, KeyError):
+            log.warning("calibration cache %s is corrupt; recalibrating", path)
+    samples = list(task.samples("calib", cfg.profile.data.n_calib, cfg.profile.data.calib_crop, cfg.seed, device))
+    solver = solver_options(cfg)
+
+    def mean_psnr(hp: dict) -> float:
+        saved = dict(method.hp)
+        method.hp.update(hp)
+        try:
+            scores = []
+            for s in samples:
+                x_hat, _ = reconstruct(method, s, solver)
+                scores.append(image_metrics(x_hat, s.x)["psnr"])
+            value = sum(scores) / len(scores)
+            return value if value == value else float("-inf")  # NaN (diverged) ranks last
+        finally:
+            method.hp.clear()
+            method.hp.update(saved)
+
+    t0 = time.perf_counter()
+    hp, psnr = calibrate(method, mean_psnr, int(cfg.profile.calibrate.evals))
+    log.info("%s: calibrated %s -> %.2f dB on %d calibration images (%.1fs)", cfg.method.name,
+             {k: round(v, 5) for k, v in hp.items()}, psnr, len(samples), time.perf_counter() - t0)
+    atomic_write_text(path, json.dumps({"hp": hp, "psnr": psnr}))
+    return hp, psnr
+
+
+def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
+    rows = []
+    solver = solver_options(cfg)
+    n, crop = cfg.profile.data.n_test, cfg.profile.data.test_crop
+    total = len(task.test.ids()[:n] if n else task.test.ids())
+    for level in cfg.probe.levels:
+        for s in tqdm(task.samples("test", n, crop, cfg.seed, device), total=total, desc=f"eval {cfg.method.name}",
+                      disable=not cfg.progress, mininterval=5):
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            x_hat, info = reconstruct(method, s, solver)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - t0
+            finite = bool(torch.isfinite(x_hat).all())
+            metrics = image_metrics(x_hat, s.x) if finite else {"psnr": float("nan"), "ssim": float("nan")}
+            rows.append({
+                **common, "level": level, "image_id": s.image_id, "height": s.x.shape[-2], "width": s.x.shape[-1],
+                **metrics, "seconds": seconds, "iterations": int(info.get("iterations", 0)),
+                "converged": bool(info.get("converged", True)) and finite, "rel_change": float(info.get("rel_change", float("nan"))),
+                "status": "ok" if finite else "failed: non-finite reconstruction",
+                "peak_mem_mb": peak_memory_mb(device),
+            })
+    return rows
+
+
+def run(cfg: DictConfig) -> dict:
+    validate(cfg)
+    check_targets(cfg.method)
+    check_targets(cfg.task)
+    device = resolve_device(str(cfg.device))
+    store = ResultStore(cfg.out)
+    combo, label = combination_key(cfg), combination_label(cfg)
+    if store.has(combo) and not cfg.retrain:
+        log.info("%s: finished already (%s), skipping", label, store.rows_path(combo))
+        store.refresh()
+        return {"label": label, "skipped": True}
+    atomic_write_text(Path(cfg.out) / "configs" / f"{label}.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+    task = build(cfg.task.spec)
+    method = build(cfg.method.model).to(device)
+    weights = prepare_weights(cfg, method, device)
+    method.eval()
+    hp, calib_psnr = fit_hyperparameters(cfg, method, task, device, weights["key"])
+    common = {
+        "method": cfg.method.name, "task": cfg.task.name, "probe": cfg.probe.name, "seed": int(cfg.seed),
+        "params": method.n_params(), "config_hash": combo, "checkpoint": weights["key"], "git_rev": git_rev(),
+        "device": device_name(device), "profile": cfg.profile.name, "train_minutes": weights["train_minutes"],
+        "hyper": json.dumps(hp, sort_keys=True), "calib_psnr": calib_psnr,
+    }
+    t0 = time.perf_counter()
+    rows = evaluate(cfg, method, task, device, common)
+    store.write_rows(combo, rows)
+    board = store.refresh()
+    mine = board[(board.method == cfg.method.name) & (board.task == cfg.task.name)]
+    for r in mine.itertuples():
+        log.info("%s level %s: PSNR %.2f +- %.2f dB, SSIM %.4f, %.2fs/image over %d images (eval %.0fs)", label, r.level,
+                 r.psnr_mean, r.psnr_std, r.ssim_mean, r.seconds_mean, r.n_images, time.perf_counter() - t0)
+    log.info("leaderboard: %s", Path(cfg.out) / "leaderboard.md")
+    return {"label": label, "skipped": False, "rows": len(rows)}

@@ -1,0 +1,29 @@
+"""Check a composed config before any work starts: one line per problem, naming key, value and what is allowed."""
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from benchmark.device import ALLOWED as DEVICES
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _require(ok: bool, key: str, value, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed; allowed: {allowed}")
+
+
+def validate(cfg: DictConfig) -> None:
+    _require(str(cfg.device) in DEVICES or str(cfg.device).startswith("cuda:"), "device", cfg.device, "auto, cpu, cuda, cuda:N")
+    _require(isinstance(cfg.seed, int) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
+    p = cfg.profile
+    for key in ("n_test", "test_crop", "n_calib", "calib_crop"):
+        v = p.data[key]
+        _require(v is None or (isinstance(v, int) and v > 0), f"profile.data.{key}", v, "null or an integer > 0")
+    _require(float(p.solver.tol) > 0, "profile.solver.tol", p.solver.tol, "a tolerance > 0")
+    _require(isinstance(p.solver.max_iter, int) and p.solver.max_iter >= 1, "profile.solver.max_iter", p.solver.max_iter, "an integer >= 1")
+    _require(isinstance(p.calibrate.evals, int) and p.calibrate.evals >= 3, "profile.calibrate.evals", p.calibrate.evals, "an integer >= 3")
+    levels = list(cfg.probe.levels)
+    _require(len(levels) > 0 and levels[0] == 0, "probe.levels", levels, "a list starting with level 0 (the nominal task)")

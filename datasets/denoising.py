@@ -1,0 +1,38 @@
+"""Task `denoise_*`: additive white Gaussian noise on natural images.
+
+The noise of each image is fixed by (task, split, image id, seed), so every
+method sees exactly the same measurements; the initializer is y itself (A^T y).
+"""
+from __future__ import annotations
+
+import deepinv as dinv
+import torch
+
+from benchmark.hashing import stable_seed
+from regbench_datasets.images import ImageSet
+from regbench_datasets.task import Task
+
+
+class DenoisingTask(Task):
+    kind = "denoising"
+
+    def __init__(self, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, name: str = "denoise"):
+        if not sigma > 0:
+            raise ValueError(f"task.sigma={sigma!r} is out of range; allowed: a noise level > 0 on the 0-255 scale")
+        super().__init__(name=name, train=train, calib=calib, test=test)
+        self.sigma = float(sigma) / 255.0
+
+    def physics(self, seed: int, device) -> dinv.physics.Physics:
+        rng = torch.Generator(device=device).manual_seed(seed)
+        physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(sigma=self.sigma, rng=rng)).to(device)
+        physics.data_lipschitz = 1.0
+        return physics
+
+    def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int):
+        noise_seed = stable_seed(self.name, split, image_id, seed)
+        physics = self.physics(noise_seed, x.device)
+        y = physics(x)
+        return y, physics, physics.A_adjoint(y)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "sigma": self.sigma * 255.0}

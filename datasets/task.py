@@ -1,0 +1,48 @@
+"""What every task is: data splits, a physics with its noise, an initializer.
+
+`samples(split, ...)` yields the ground truth, its measurement, the physics that
+produced it and the initializer, for the first `n` images of a split (center
+cropped when the profile asks for small images). Subclasses define `measure`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from regbench_datasets.images import ImageSet, center_crop
+
+
+@dataclass
+class Sample:
+    image_id: str
+    x: torch.Tensor  # ground truth (1, C, H, W)
+    y: torch.Tensor  # measurement
+    physics: object  # deepinv Physics that made y (operator + noise)
+    x0: torch.Tensor  # initializer
+
+
+class Task:
+    kind = "task"
+
+    def __init__(self, name: str, train: ImageSet, calib: ImageSet, test: ImageSet):
+        self.name, self.train, self.calib, self.test = name, train, calib, test
+
+    def split(self, split: str) -> ImageSet:
+        if split not in ("train", "calib", "test"):
+            raise ValueError(f"split={split!r}; allowed: train, calib, test")
+        return getattr(self, split)
+
+    def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int):
+        raise NotImplementedError
+
+    def samples(self, split: str, n: int | None, crop: int | None, seed: int, device) -> Iterator[Sample]:
+        images = self.split(split)
+        for image_id in images.ids()[:n] if n else images.ids():
+            x = center_crop(images.load(image_id), crop).unsqueeze(0).to(device)
+            y, physics, x0 = self.measure(x, split, image_id, seed)
+            yield Sample(image_id, x, y, physics, x0)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "train": self.train.name, "calib": self.calib.name, "test": self.test.name}

@@ -1,0 +1,134 @@
+"""What every regbench method is: the contract the runner relies on.
+
+A method is a torch Module (so state_dict/load_state_dict come for free) that
+declares its family, its hyperparameters (DIVal's idea: default, search range,
+whether changing it needs retraining) and whether it is an energy whose
+minimization can be checked for convergence. Nothing here knows about Hydra.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+from deepinv.optim.data_fidelity import L2
+
+from benchmark.solver import SolveInfo, apg
+
+FAMILIES = ("variational", "denoiser", "sampler")
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """A hyperparameter: `calibrate` ones are fitted per task on calibration images."""
+
+    default: float
+    span: float = 10.0  # calibration searches [v / span, v * span] in log scale
+    calibrate: bool = False
+    retrain: bool = False
+
+
+class Method(torch.nn.Module):
+    family: str = "variational"
+    energy_based: bool = False
+    trainable: bool = False
+    hyperparameters: dict[str, Hyper] = {}
+
+    def __init__(self, **hyper: float):
+        super().__init__()
+        unknown = set(hyper) - set(self.hyperparameters)
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__}: unknown hyperparameter(s) {sorted(unknown)}; "
+                f"known: {sorted(self.hyperparameters)}"
+            )
+        self.hp = {k: float(hyper.get(k, h.default)) for k, h in self.hyperparameters.items()}
+
+    # -- training -----------------------------------------------------------
+    def fit(self, patches, budget: dict, progress: bool = True) -> dict:
+        """Train on a patch sampler within `budget`; returns a training log. No-op by default."""
+        return {}
+
+    # -- reconstruction -----------------------------------------------------
+    def reconstruct(self, y: torch.Tensor, physics, x0: torch.Tensor, solver: dict) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def calibration_space(self) -> dict[str, Hyper]:
+        return {k: h for k, h in self.hyperparameters.items() if h.calibrate}
+
+    # -- state ---------------------------------------------------------------
+    def get_extra_state(self) -> dict:
+        return {"hp": dict(self.hp)}
+
+    def set_extra_state(self, state: Any) -> None:
+        self.hp.update(state.get("hp", {}))
+
+
+class VariationalMethod(Method):
+    """min_x 1/2 ||A x - y||^2 + lam * R(x), solved by the shared APG solver.
+
+    Subclasses give R either as smooth (`reg_grad`, `reg_lipschitz`) or as
+    proximable (`reg_prox`); `reg_energy` is the value of R for convergence checks.
+    """
+
+    family = "variational"
+    energy_based = True
+    smooth_regularizer = True
+    hyperparameters = {"lam": Hyper(1.0, span=100.0, calibrate=True)}
+
+    def reg_energy(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reg_grad(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reg_lipschitz(self) -> float:
+        raise NotImplementedError
+
+    def reg_prox(self, x: torch.Tensor, gamma: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def reconstruct(self, y, physics, x0, solver: dict) -> tuple[torch.Tensor, dict]:
+        lam = self.hp["lam"]
+        fidelity = L2()
+        data_lip = data_lipschitz(physics, x0)
+
+        def energy(x):
+            return fidelity.fn(x, y, physics) + lam * self.reg_energy(x)
+
+        if self.smooth_regularizer:
+            x, info = apg(
+                x0,
+                grad_f=lambda x: fidelity.grad(x, y, physics) + lam * self.reg_grad(x),
+                lipschitz=data_lip + lam * self.reg_lipschitz(),
+                energy=energy,
+                **solver,
+            )
+        else:
+            x, info = apg(
+                x0,
+                grad_f=lambda x: fidelity.grad(x, y, physics),
+                lipschitz=data_lip,
+                prox_g=lambda v, step: self.reg_prox(v, lam * step),
+                energy=energy,
+                **solver,
+            )
+        return x, solve_summary(info)
+
+
+def data_lipschitz(physics, x: torch.Tensor) -> float:
+    """||A||^2, the Lipschitz constant of the L2 fidelity's gradient (cached on the physics)."""
+    if getattr(physics, "data_lipschitz", None) is None:
+        physics.data_lipschitz = 1.01 * float(physics.compute_sqnorm(x, verbose=False))
+    return float(physics.data_lipschitz)
+
+
+def solve_summary(info: SolveInfo) -> dict:
+    out = {"iterations": info.iterations, "converged": info.converged, "rel_change": info.rel_change}
+    if info.energies:
+        out["energy_monotone"] = info.monotone
+    return out

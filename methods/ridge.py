@@ -1,0 +1,285 @@
+"""Ridge regularizers: CRR (Goujon et al. 2022) and WCRR (Goujon, Neumayer, Unser 2023).
+
+    R(x) = 1/mu^2 * sum_c sum_pixels psi_c(mu * (W x)_c)
+
+W is a multi-convolution (1->4->8->60 channels, 5x5 kernels, no bias) divided by
+its spectral norm, so ||W|| <= 1. Profile parametrization: the papers' choice,
+a learnable linear spline per channel for psi_c' (uniform knots on [-T, T],
+constant beyond), with slopes constrained by construction (softplus):
+  - CRR  (convex=True):  slopes >= 0, so every psi_c is convex and so is R;
+  - WCRR (convex=False): slopes >= -1, so psi_c'' >= -1 and, with ||W|| <= 1,
+    R + 1/2||.||^2 is convex: R is 1-weakly convex.
+grad R is (max slope)-Lipschitz, which gives the solver its step size.
+
+Training follows the papers' denoising setup on BSD400 patches, but trains on
+the minimizer instead of a t-step unrolling (plain unrolling lets the model
+exploit early stopping: its curvature blows up): each step solves the denoising
+problem near convergence without gradients, then backpropagates through one
+gradient step taken from that minimizer (Jacobian-free backpropagation).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from benchmark.solver import apg
+from regbench_methods.base import Hyper, VariationalMethod
+
+NORM_GRID = 256  # FFT grid for the spectral norm of the composite 13x13 filter
+NORM_MARGIN = 1.01  # the grid maximum slightly underestimates the continuous sup
+
+
+class MultiConv(torch.nn.Module):
+    """W = conv_k o ... o conv_1 (zero padding, zero-mean first layer); `adjoint` is its exact transpose."""
+
+    def __init__(self, channels=(1, 4, 8, 60), kernel_size=5, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.pad = kernel_size // 2
+        self.weights = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.randn(co, ci, kernel_size, kernel_size, generator=g) / math.sqrt(ci * kernel_size**2))
+            for ci, co in zip(channels[:-1], channels[1:])
+        )
+        self.support = (kernel_size - 1) * len(self.weights) + 1
+
+    def kernels(self) -> list[torch.Tensor]:
+        """The first layer's kernels are zero-mean, so W ignores constant images (as in CRR)."""
+        first = self.weights[0]
+        return [first - first.mean(dim=(2, 3), keepdim=True), *self.weights[1:]]
+
+    def forward(self, x: torch.Tensor, kernels=None) -> torch.Tensor:
+        for w in kernels or self.kernels():
+            x = F.conv2d(x, w, padding=self.pad)
+        return x
+
+    def adjoint(self, y: torch.Tensor, kernels=None) -> torch.Tensor:
+        for w in reversed(kernels or self.kernels()):
+            y = F.conv_transpose2d(y, w, padding=self.pad)
+        return y
+
+    def spectral_norm(self, grid: int = NORM_GRID) -> torch.Tensor:
+        """||W||_2 = max_freq sqrt(sum_c |FFT k_c|^2) over the composite kernels (differentiable)."""
+        s = self.support
+        delta = torch.zeros(1, 1, s, s, dtype=self.weights[0].dtype, device=self.weights[0].device)
+        delta[..., s // 2, s // 2] = 1.0
+        kernels = self.forward(delta)[0]  # (C, s, s): impulse responses (flipped kernels, same |FFT|)
+        spectrum = torch.fft.rfft2(kernels, s=(grid, grid)).abs().pow(2).sum(0)
+        return spectrum.max().sqrt() * NORM_MARGIN
+
+
+class LinearSpline(torch.nn.Module):
+    """phi_c = psi_c': per-channel linear spline with slopes >= min_slope, phi_c(0) = 0."""
+
+    def __init__(self, channels: int, n_knots: int = 41, knot_range: float = 1.0, min_slope: float = 0.0, init_slope: float = 1.0):
+        super().__init__()
+        if n_knots % 2 == 0:
+            raise ValueError(f"n_knots must be odd so that 0 is a knot, got {n_knots}")
+        self.n_knots, self.T, self.min_slope = n_knots, float(knot_range), float(min_slope)
+        self.h = 2 * self.T / (n_knots - 1)
+        raw = math.log(math.expm1(init_slope - min_slope))  # softplus^-1
+        self.raw = torch.nn.Parameter(torch.full((channels, n_knots - 1), raw))
+
+    def slopes(self) -> torch.Tensor:
+        return F.softplus(self.raw) + self.min_slope
+
+    def tables(self):
+        """Per-channel tables, flattened channel-major, for evaluation in few passes.
+
+        With u = (t + T)/h + channel*K (knot units, channel offset folded in) and
+        k = floor(u): phi(t) = a[k] + u * b[k] and psi(t) = P[k] + h*f*(c[k] + h*s[k]*f/2)
+        with f = u - k; psi(0) = phi(0) = 0.
+        """
+        s = self.slopes()
+        K, h = self.n_knots, self.h
+        c = F.pad(torch.cumsum(s * h, dim=1), (1, 0))
+        m = K // 2
+        c = c - c[:, m : m + 1]
+        P = F.pad(torch.cumsum(0.5 * h * (c[:, 1:] + c[:, :-1]), dim=1), (1, 0))
+        P = P - P[:, m : m + 1]
+        s = F.pad(s, (0, 1))
+        knot = torch.arange(c.numel(), device=c.device, dtype=c.dtype).view_as(c)
+        a = c - knot * h * s
+        return {"a": a.reshape(-1), "b": (h * s).reshape(-1), "c": c.reshape(-1), "s": s.reshape(-1), "P": P.reshape(-1)}
+
+    def _bounds(self, t: torch.Tensor):
+        C, K = t.shape[1], self.n_knots
+        shape = (1, C, *([1] * (t.dim() - 2)))
+        low = (torch.arange(C, device=t.device, dtype=t.dtype) * K).view(shape)
+        return low, low + (K - 1)
+
+    def _locate(self, t: torch.Tensor):
+        """Knot coordinate u (channel offset included, clamped to the knots) and its floor k."""
+        low, high = self._bounds(t)
+        u = torch.add(low + self.T / self.h, t, alpha=1.0 / self.h)
+        u = torch.clamp(u, low, high - 1e-3)
+        return u, u.long()
+
+    def derivative(self, t: torch.Tensor, tables=None) -> torch.Tensor:
+        tab = tables if tables is not None else self.tables()
+        u, k = self._locate(t)
+        return torch.addcmul(tab["a"][k], u, tab["b"][k])
+
+    def potential(self, t: torch.Tensor, tables=None) -> torch.Tensor:
+        tab = tables if tables is not None else self.tables()
+        u, k = self._locate(t)
+        f = u - k
+        ck, sk = tab["c"][k], tab["s"][k]
+        inside = tab["P"][k] + self.h * f * (ck + 0.5 * self.h * sk * f)
+        tc = t.clamp(-self.T, self.T - 1e-3 * self.h)
+        return inside + (ck + f * self.h * sk) * (t - tc)  # linear beyond the knots
+
+
+class RidgeRegularizer(VariationalMethod):
+    trainable = True
+    hyperparameters = {
+        "lam": Hyper(1.0, span=10.0, calibrate=True),
+        "mu": Hyper(4.0, span=4.0, calibrate=True),
+    }
+
+    def __init__(
+        self,
+        convex: bool = True,
+        channels=(1, 4, 8, 60),
+        kernel_size: int = 5,
+        n_knots: int = 41,
+        knot_range: float = 1.0,
+        init_seed: int = 0,
+        **hyper: float,
+    ):
+        super().__init__(**hyper)
+        self.convex = convex
+        self.W = MultiConv(tuple(channels), kernel_size, seed=init_seed)
+        self.spline = LinearSpline(channels[-1], n_knots, knot_range, min_slope=0.0 if convex else -1.0)
+        self._cache = None  # (norm, tables) frozen for a reconstruction
+
+    # -- the energy -------------------------------------------------------------
+    def _parts(self):
+        if self._cache is not None:
+            return self._cache
+        return self.W.spectral_norm(), self.spline.tables()
+
+    def features(self, x, norm):
+        return self.W(x) / norm
+
+    def reg_energy(self, x: torch.Tensor) -> torch.Tensor:
+        norm, tables = self._parts()
+        mu = self.hp["mu"]
+        psi = self.spline.potential(mu * self.features(x, norm), tables)
+        return psi.flatten(1).sum(1) / mu**2
+
+    def reg_grad(self, x: torch.Tensor, mu: float | torch.Tensor | None = None, parts=None) -> torch.Tensor:
+        norm, tables = parts if parts is not None else self._parts()
+        mu = self.hp["mu"] if mu is None else mu
+        phi = self.spline.derivative(mu * self.features(x, norm), tables)
+        return self.W.adjoint(phi) / (norm * mu)
+
+    def reg_lipschitz(self) -> float:
+        with torch.no_grad():
+            return float(self.spline.slopes().max().clamp_min(0.0))
+
+    def weak_convexity(self) -> float:
+        """rho such that R + rho/2 ||.||^2 is convex (0 for CRR)."""
+        with torch.no_grad():
+            return float((-self.spline.slopes().min()).clamp_min(0.0))
+
+    @torch.no_grad()
+    def hessian_operator(self, x: torch.Tensor, lam: float, mu: float):
+        """v -> (I + lam * Hess R(x)) v, with Hess R(x) = W^T diag(psi''(mu W x)) W / ||W||^2."""
+        norm, kernels = self.W.spectral_norm(), self.W.kernels()
+        t = mu * self.W(x, kernels) / norm
+        _, k = self.spline._locate(t)
+        curvature = self.spline.tables()["s"][k] * (t.abs() < self.spline.T) * (lam / norm**2)
+        return lambda v: v + self.W.adjoint(curvature * self.W(v, kernels), kernels)
+
+    @torch.no_grad()
+    def reconstruct(self, y, physics, x0, solver):
+        self._cache = (self.W.spectral_norm(), self.spline.tables())
+        try:
+            return super().reconstruct(y, physics, x0, solver)
+        finally:
+            self._cache = None
+
+    # -- training ---------------------------------------------------------------
+    def fit(self, patches, budget: dict, progress: bool = True) -> dict:
+        steps, batch, size = int(budget["steps"]), int(budget["batch"]), int(budget["patch"])
+        sigma = float(budget["sigma"]) / 255.0
+        inner = dict(max_iter=int(budget["inner_iters"]), tol=float(budget["inner_tol"]), restart=True)
+        implicit = budget.get("gradient", "implicit") == "implicit"
+        cg_iters = int(budget.get("cg_iters", 20))
+        log_lam = torch.nn.Parameter(torch.tensor(math.log(self.hp["lam"])))
+        log_mu = torch.nn.Parameter(torch.tensor(math.log(self.hp["mu"])))
+        lr = float(budget["lr"])
+        opt = torch.optim.Adam([
+            {"params": self.W.parameters(), "lr": lr},
+            {"params": self.spline.parameters(), "lr": lr * float(budget.get("spline_lr_factor", 10.0))},
+            {"params": [log_lam, log_mu], "lr": lr * float(budget.get("scalar_lr_factor", 10.0))},
+        ])
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
+        noise = torch.Generator().manual_seed(int(budget.get("seed", 0)) + 1)
+        history = {"loss": [], "lipschitz": [], "lam": [], "mu": []}
+        t0 = time.perf_counter()
+        bar = tqdm(range(steps), desc=f"train {'crr' if self.convex else 'wcrr'}", disable=not progress, mininterval=5)
+        for _ in bar:
+            x = patches.sample(batch, size)
+            y = x + sigma * torch.randn(x.shape, generator=noise).to(x)
+            lam, mu = log_lam.exp(), log_mu.exp()
+            with torch.no_grad():
+                parts = (self.W.spectral_norm(), self.spline.tables())
+                lip = 1.0 + float(lam) * self.reg_lipschitz()
+                x_star, _ = apg(y, lambda z: z - y + float(lam) * self.reg_grad(z, float(mu), parts), lipschitz=lip, **inner)
+            parts = (self.W.spectral_norm(), self.spline.tables())
+            residual = x_star - y + lam * self.reg_grad(x_star, mu, parts)
+            if implicit:  # exact bilevel gradient at the minimizer (implicit function theorem)
+                x_leaf = x_star.detach().requires_grad_(True)
+                (dloss,) = torch.autograd.grad(F.mse_loss(x_leaf, x), x_leaf)
+                with torch.no_grad():
+                    v = conjugate_gradient(self.hessian_operator(x_star, float(lam), float(mu)), dloss, cg_iters)
+                loss = F.mse_loss(x_star, x).detach()
+                (-(residual * v).sum()).backward()
+            else:  # Jacobian-free: backpropagate through one gradient step from the minimizer
+                loss = F.mse_loss(x_star - residual / lip, x)
+                loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            sched.step()
+            history["loss"].append(loss.item())
+            history["lipschitz"].append(lip)
+            history["lam"].append(lam.item())
+            history["mu"].append(mu.item())
+            bar.set_postfix(psnr=f"{-10 * math.log10(max(history['loss'][-1], 1e-12)):.2f}", L=f"{lip:.1f}")
+        self.hp["lam"], self.hp["mu"] = float(log_lam.exp()), float(log_mu.exp())
+        return {"minutes": (time.perf_counter() - t0) / 60, "steps": steps, "final_lipschitz": history["lipschitz"][-1] if steps else None,
+                "history": {k: v[:: max(1, steps // 200)] for k, v in history.items()}}
+
+
+def conjugate_gradient(apply, rhs: torch.Tensor, iters: int, tol: float = 1e-4) -> torch.Tensor:
+    """Solve apply(v) = rhs (apply symmetric, positive definite on the iterates) by CG."""
+    v = torch.zeros_like(rhs)
+    r = rhs.clone()
+    p = r.clone()
+    rr = (r * r).sum()
+    stop = tol**2 * rr
+    for _ in range(iters):
+        Ap = apply(p)
+        curvature = (p * Ap).sum()
+        if curvature <= 0 or rr <= stop:
+            break
+        alpha = rr / curvature
+        v += alpha * p
+        r -= alpha * Ap
+        rr_new = (r * r).sum()
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return v
+
+
+def CRR(**kwargs) -> RidgeRegularizer:
+    return RidgeRegularizer(convex=True, **kwargs)
+
+
+def WCRR(**kwargs) -> RidgeRegularizer:
+    return RidgeRegularizer(convex=False, **kwargs)

@@ -1,0 +1,37 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+if "REGBENCH_DATA" not in os.environ and SHARED_DATA.is_dir():
+    os.environ["REGBENCH_DATA"] = str(SHARED_DATA)
+
+import benchmark  # noqa: E402,F401  (mounts the plugin folders)
+
+
+def run_cli(*args: str, cache: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `python -m benchmark.run ...` in a subprocess with its own checkpoint cache."""
+    full_env = {**os.environ, "REGBENCH_CACHE": str(cache), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "benchmark.run", *args], cwd=REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory):
+    """The default sweep at smoke size, run once for the whole session."""
+    root = tmp_path_factory.mktemp("smoke")
+    out, cache = root / "out", root / "cache"
+    proc = run_cli("-m", "experiment=default", "profile=smoke", f"out={out}", "progress=false", cache=cache)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"out": out, "cache": cache, "proc": proc}
+
+
+def compose(*overrides: str):
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=False)

@@ -1,0 +1,75 @@
+"""End to end: the smoke sweep writes rows, leaderboards and configs; a rerun does nothing."""
+import pandas as pd
+import pytest
+from PIL import Image
+import numpy as np
+
+from benchmark.store import REQUIRED_COLUMNS
+from conftest import run_cli
+
+
+def test_smoke_sweep_writes_rows_for_every_method(smoke_sweep):
+    rows = pd.read_parquet(smoke_sweep["out"] / "results.parquet")
+    assert set(REQUIRED_COLUMNS) <= set(rows.columns)
+    assert sorted(rows.method.unique()) == ["crr", "tv", "wcrr"]
+    assert (rows.groupby("method").image_id.nunique() == 2).all()
+    assert rows.psnr.between(10, 60).all() and rows.ssim.between(0, 1).all()
+    assert (rows.probe == "nominal").all() and (rows.level == 0).all() and (rows.profile == "smoke").all()
+    assert rows.loc[rows.method == "tv", "params"].eq(0).all()
+    assert rows.loc[rows.method != "tv", "params"].gt(10_000).all()
+    for label in ("tv", "crr", "wcrr"):
+        cfg = (smoke_sweep["out"] / "configs" / f"{label}__denoise_bsd68__nominal.yaml").read_text()
+        assert f"name: {label}" in cfg and "name: smoke" in cfg
+
+
+def test_leaderboard_matches_rows(smoke_sweep):
+    rows = pd.read_parquet(smoke_sweep["out"] / "results.parquet")
+    board = pd.read_csv(smoke_sweep["out"] / "leaderboard.csv")
+    assert len(board) == 3
+    for r in board.itertuples():
+        mine = rows[rows.method == r.method]
+        assert r.psnr_mean == pytest.approx(mine.psnr.mean(), abs=1e-9)
+        assert r.ssim_std == pytest.approx(mine.ssim.std(), abs=1e-9)
+        assert r.seconds_mean == pytest.approx(mine.seconds.mean(), abs=1e-9)
+        assert r.n_images == 2
+    md = (smoke_sweep["out"] / "leaderboard.md").read_text()
+    for r in board.itertuples():
+        assert f"| {r.method}" in md and f"{r.psnr_mean:.2f} ± {r.psnr_std:.2f}" in md
+
+
+def test_denoising_improves_on_the_noisy_input(smoke_sweep):
+    rows = pd.read_parquet(smoke_sweep["out"] / "results.parquet")
+    noisy_psnr = 20 * np.log10(255 / 25)  # ~20.17 dB for sigma=25/255
+    assert (rows.groupby("method").psnr.mean() > noisy_psnr + 2).all()
+
+
+def test_rerun_of_a_finished_sweep_trains_and_evaluates_nothing(smoke_sweep):
+    out, cache = smoke_sweep["out"], smoke_sweep["cache"]
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "rows").glob("*.parquet")}
+    proc = run_cli("-m", "experiment=default", "profile=smoke", f"out={out}", "progress=false", cache=cache)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = proc.stdout + proc.stderr
+    assert log.count("finished already") == 3
+    assert "training" not in log and "calibrated" not in log
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "rows").glob("*.parquet")} == before
+
+
+def test_checkpoints_are_reused_by_a_new_sweep(smoke_sweep, tmp_path):
+    proc = run_cli("-m", "method=crr,wcrr", "profile=smoke", f"out={tmp_path}", "progress=false", cache=smoke_sweep["cache"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = proc.stdout + proc.stderr
+    assert "using checkpoint" in log and "training" not in log
+
+
+def test_evaluate_on_a_folder_of_own_images(smoke_sweep, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("b_img", "a_img"):
+        smooth = np.kron(rng.uniform(0, 255, (8, 8)), np.ones((10, 10))).astype(np.uint8)
+        Image.fromarray(smooth).save(folder / f"{name}.png")
+    proc = run_cli("method=tv", "task=denoise_folder", f"task.images={folder}", "profile=smoke",
+                   f"out={tmp_path / 'out'}", "progress=false", cache=smoke_sweep["cache"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert list(rows.image_id) == ["a_img", "b_img"] and (rows.task == "denoise_folder").all()

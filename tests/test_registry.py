@@ -1,0 +1,38 @@
+"""Registries come from configs/<group>/*.yaml; unknown names fail in one line at start-up."""
+import pytest
+
+from benchmark.instantiate import build
+from benchmark.registry import RegistryError, check_overrides, known
+from conftest import run_cli
+
+
+def test_registries_list_the_yaml_files():
+    assert {"tv", "crr", "wcrr"} <= set(known("method"))
+    assert "denoise_bsd68" in known("task")
+    assert {"smoke", "cpu", "paper"} == set(known("profile"))
+
+
+def test_unknown_method_in_a_multirun_list_is_named_with_the_known_ones():
+    with pytest.raises(RegistryError, match=r"unknown method 'wcr'; known methods: .*crr.*tv.*wcrr"):
+        check_overrides(["-m", "method=tv,wcr", "profile=smoke"])
+
+
+def test_cli_rejects_unknown_task_in_one_line(tmp_path):
+    proc = run_cli("task=denoise_bsd86", f"out={tmp_path}", cache=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "unknown task 'denoise_bsd86'" in lines[0] and "denoise_bsd68" in lines[0]
+    assert not (tmp_path / "results.parquet").exists()
+
+
+def test_cli_rejects_bad_values_before_work(tmp_path):
+    proc = run_cli("method=tv", "profile=smoke", "device=tpu", f"out={tmp_path}", cache=tmp_path)
+    assert proc.returncode == 2
+    assert "device='tpu' is not allowed; allowed: auto, cpu, cuda, cuda:N" in proc.stdout + proc.stderr
+    assert not (tmp_path / "rows").exists()
+
+
+def test_targets_outside_the_allowlist_are_refused():
+    with pytest.raises(ValueError, match=r"_target_='os.system' is not allowed"):
+        build({"_target_": "os.system", "command": "true"})
