@@ -11,11 +11,15 @@ constant beyond), with slopes constrained by construction (softplus):
     R + 1/2||.||^2 is convex: R is 1-weakly convex.
 grad R is (max slope)-Lipschitz, which gives the solver its step size.
 
-Training follows the papers' denoising setup on BSD400 patches, but trains on
-the minimizer instead of a t-step unrolling (plain unrolling lets the model
-exploit early stopping: its curvature blows up): each step solves the denoising
-problem near convergence without gradients, then backpropagates through one
-gradient step taken from that minimizer (Jacobian-free backpropagation).
+Training follows the papers' denoising setup on BSD400 patches (sigma=25/255,
+lambda and mu learned with the profiles), but trains on the minimizer instead
+of the papers' t-step unrolling: plain unrolling lets the model exploit early
+stopping (its curvature blows up). Each step solves the denoising problem of the
+batch near convergence without gradients, then takes the exact bilevel gradient
+at that minimizer by the implicit function theorem (a CG solve with
+I + lam Hess R, `gradient: implicit`, as the bilevel training of the comparative
+study of Hertrich et al. 2025), or backpropagates through one gradient step from
+the minimizer (`gradient: jfb`, Jacobian-free, cheaper).
 """
 from __future__ import annotations
 
