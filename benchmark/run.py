@@ -11,7 +11,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from benchmark.registry import RegistryError, check_overrides
+from benchmark.registry import RegistryError, check_overrides, hydra_searchpath_override
 from benchmark.validate import ConfigError
 
 log = logging.getLogger("regbench")
@@ -34,6 +34,7 @@ def cli() -> None:
     except RegistryError as err:
         print(f"regbench: error: {err}", file=sys.stderr)
         raise SystemExit(2)
+    sys.argv += hydra_searchpath_override()
     main()
 
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from benchmark import checkpoints
 from benchmark.calibrate import calibrate
-from benchmark.device import resolve_device
+from benchmark.device import make_deterministic, resolve_device
 from benchmark.hashing import config_hash, portable
 from benchmark.instantiate import build, check_targets
 from benchmark.metrics import image_metrics, peak_memory_mb
@@ -45,6 +45,7 @@ def solver_options(cfg: DictConfig) -> dict:
 
 def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> dict:
     """Train `method` on its training data within the profile's budget; returns its manifest entry."""
+    make_deterministic()
     torch.manual_seed(cfg.seed)
     data = build(cfg.method.train.data)
     patches = PatchSampler(data, n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device)

@@ -254,7 +254,7 @@ class RidgeRegularizer(VariationalMethod):
             history["lipschitz"].append(lip)
             history["lam"].append(lam.item())
             history["mu"].append(mu.item())
-            bar.set_postfix(psnr=f"{-10 * math.log10(max(history['loss'][-1], 1e-12)):.2f}", L=f"{lip:.1f}")
+            bar.set_postfix(psnr=f"{-10 * math.log10(max(history['loss'][-1], 1e-12)):.2f}", L=f"{lip:.1f}", refresh=False)
         self.hp["lam"], self.hp["mu"] = float(log_lam.exp()), float(log_mu.exp())
         return {"minutes": (time.perf_counter() - t0) / 60, "steps": steps, "final_lipschitz": history["lipschitz"][-1] if steps else None,
                 "history": {k: v[:: max(1, steps // 200)] for k, v in history.items()}}
