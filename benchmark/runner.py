@@ -40,7 +40,8 @@ def combination_label(cfg: DictConfig) -> str:
 
 
 def solver_options(cfg: DictConfig) -> dict:
-    return {"tol": float(cfg.profile.solver.tol), "max_iter": int(cfg.profile.solver.max_iter)}
+    return {"tol": float(cfg.profile.solver.tol), "max_iter": int(cfg.profile.solver.max_iter),
+            "compile": bool(cfg.profile.solver.get("compile", False))}
 
 
 def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> dict:

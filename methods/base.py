@@ -16,6 +16,7 @@ from deepinv.optim.data_fidelity import L2
 from benchmark.solver import SolveInfo, apg
 
 FAMILIES = ("variational", "denoiser", "sampler")
+APG_OPTIONS = ("tol", "max_iter", "restart", "track_energy")
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class VariationalMethod(Method):
     @torch.no_grad()
     def reconstruct(self, y, physics, x0, solver: dict) -> tuple[torch.Tensor, dict]:
         lam = self.hp["lam"]
+        solver = {k: v for k, v in solver.items() if k in APG_OPTIONS}  # drop method-specific keys (compile)
         fidelity = L2()
         data_lip = data_lipschitz(physics, x0)
 
