@@ -23,15 +23,25 @@ def main(cfg: DictConfig):
 
     try:
         return run(cfg)
-    except (ConfigError, RegistryError) as err:
+    except (ConfigError, RegistryError, OSError) as err:
         log.error("%s", err)
         raise SystemExit(2)
+
+
+def check_out(args: list[str]) -> None:
+    """Hydra writes its logs under OUT before any job starts: check OUT first."""
+    from benchmark.store import ResultStore
+
+    for arg in args:
+        if arg.startswith("out="):
+            ResultStore(arg.split("=", 1)[1]).check_writable()
 
 
 def cli() -> None:
     try:
         check_overrides(sys.argv[1:])
-    except RegistryError as err:
+        check_out(sys.argv[1:])
+    except (RegistryError, OSError) as err:
         print(f"regbench: error: {err}", file=sys.stderr)
         raise SystemExit(2)
     sys.argv += hydra_searchpath_override()

@@ -157,6 +157,7 @@ def run(cfg: DictConfig) -> dict:
     check_targets(cfg.task)
     device = resolve_device(str(cfg.device))
     store = ResultStore(cfg.out)
+    store.check_writable()
     combo, label = combination_key(cfg), combination_label(cfg)
     if store.has(combo) and not cfg.retrain:
         log.info("%s: finished already (%s), skipping", label, store.rows_path(combo))

@@ -44,6 +44,15 @@ class ResultStore:
         self.out = Path(out)
         self.rows_dir = self.out / "rows"
 
+    def check_writable(self) -> None:
+        """Fail before any work when OUT cannot hold results (one line: where and why)."""
+        try:
+            self.rows_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / ".write-test", "ok")
+            (self.out / ".write-test").unlink()
+        except OSError as err:
+            raise OSError(f"out={self.out} is not writable ({err.strerror or err}); choose another out=... (make: OUT=...)") from None
+
     def rows_path(self, combo: str) -> Path:
         return self.rows_dir / f"{combo}.parquet"
 

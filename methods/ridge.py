@@ -243,17 +243,18 @@ class RidgeRegularizer(VariationalMethod):
             x = patches.sample(batch, size)
             y = x + sigma * torch.randn(x.shape, generator=noise).to(x)
             lam, mu = log_lam.exp(), log_mu.exp()
+            lam_v, mu_v = lam.item(), mu.item()
             with torch.no_grad():
                 parts = (self.W.spectral_norm(), self.spline.tables())
-                lip = 1.0 + float(lam) * self.reg_lipschitz()
-                x_star, _ = apg(y, lambda z: z - y + float(lam) * self.reg_grad(z, float(mu), parts), lipschitz=lip, **inner)
+                lip = 1.0 + lam_v * self.reg_lipschitz()
+                x_star, _ = apg(y, lambda z: z - y + lam_v * self.reg_grad(z, mu_v, parts), lipschitz=lip, **inner)
             parts = (self.W.spectral_norm(), self.spline.tables())
             residual = x_star - y + lam * self.reg_grad(x_star, mu, parts)
             if implicit:  # exact bilevel gradient at the minimizer (implicit function theorem)
                 x_leaf = x_star.detach().requires_grad_(True)
                 (dloss,) = torch.autograd.grad(F.mse_loss(x_leaf, x), x_leaf)
                 with torch.no_grad():
-                    v = conjugate_gradient(self.hessian_operator(x_star, float(lam), float(mu)), dloss, cg_iters)
+                    v = conjugate_gradient(self.hessian_operator(x_star, lam_v, mu_v), dloss, cg_iters)
                 loss = F.mse_loss(x_star, x).detach()
                 (-(residual * v).sum()).backward()
             else:  # Jacobian-free: backpropagate through one gradient step from the minimizer
@@ -264,10 +265,10 @@ class RidgeRegularizer(VariationalMethod):
             sched.step()
             history["loss"].append(loss.item())
             history["lipschitz"].append(lip)
-            history["lam"].append(lam.item())
-            history["mu"].append(mu.item())
+            history["lam"].append(lam_v)
+            history["mu"].append(mu_v)
             bar.set_postfix(psnr=f"{-10 * math.log10(max(history['loss'][-1], 1e-12)):.2f}", L=f"{lip:.1f}", refresh=False)
-        self.hp["lam"], self.hp["mu"] = float(log_lam.exp()), float(log_mu.exp())
+        self.hp["lam"], self.hp["mu"] = log_lam.exp().item(), log_mu.exp().item()
         return {"minutes": (time.perf_counter() - t0) / 60, "steps": steps, "final_lipschitz": history["lipschitz"][-1] if steps else None,
                 "history": {k: v[:: max(1, steps // 200)] for k, v in history.items()}}
 
