@@ -17,6 +17,9 @@ import pyarrow.parquet as pq
 
 from benchmark import leaderboard
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 REQUIRED_COLUMNS = (
     "method", "task", "probe", "level", "image_id", "seed", "psnr", "ssim", "seconds", "iterations",
     "converged", "params", "config_hash", "git_rev", "device", "profile",
@@ -29,6 +32,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,43 @@
+"""Released checkpoints match the current default configs: a stale one can never be used silently."""
+import hashlib
+import json
+
+import pytest
+
+from benchmark import checkpoints
+from conftest import REPO, compose
+from scripts.train_release import DEFAULT_METHODS
+
+WEIGHTS = REPO / "results" / "weights"
+
+
+def _manifest():
+    return json.loads((WEIGHTS / checkpoints.MANIFEST).read_text())
+
+
+def test_every_trainable_default_method_has_a_released_checkpoint():
+    released = {entry["method"] for entry in _manifest().values()}
+    assert set(DEFAULT_METHODS) <= released
+
+
+@pytest.mark.parametrize("key", sorted(_manifest()) if (WEIGHTS / checkpoints.MANIFEST).exists() else [])
+def test_manifest_entry_matches_its_current_default_config_and_file(key):
+    entry = _manifest()[key]
+    cfg = compose(f"method={entry['method']}", "profile=cpu")
+    spec = checkpoints.training_spec(cfg.method, "cpu", cfg.seed)
+    assert checkpoints.checkpoint_key(spec) == key, f"{entry['file']} is stale: run `make train-release`"
+    assert entry["spec"] == spec
+    blob = (WEIGHTS / entry["file"]).read_bytes()
+    assert hashlib.sha256(blob).hexdigest() == entry["sha256"]
+    for field in ("git_rev", "device", "train_minutes", "calibration", "params"):
+        assert field in entry
+    assert entry["calibration"]["psnr"] > 20
+
+
+def test_a_changed_config_gets_a_different_key():
+    base = compose("method=crr", "profile=cpu")
+    changed = compose("method=crr", "profile=cpu", "method.train.lr=0.01")
+    k = lambda c: checkpoints.checkpoint_key(checkpoints.training_spec(c.method, "cpu", c.seed))
+    assert k(base) != k(changed)
+    moved = compose("method=crr", "profile=cpu", "data.root=/elsewhere")
+    assert k(base) == k(moved)  # where the data lives does not change what was trained
