@@ -128,8 +128,10 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
     solver = solver_options(cfg)
     n, crop = cfg.profile.data.n_test, cfg.profile.data.test_crop
     total = len(task.test.ids()[:n] if n else task.test.ids())
-    for level in cfg.probe.levels:
-        for s in tqdm(task.samples("test", n, crop, cfg.seed, device), total=total, desc=f"eval {cfg.method.name}",
+    probe = build(cfg.probe.spec)
+    for level in probe.levels:
+        for s in tqdm(probe.samples(task, level, n, crop, cfg.seed, device), total=total,
+                      desc=f"eval {cfg.method.name} {cfg.probe.name}={level}",
                       disable=not cfg.progress, mininterval=5):
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
@@ -155,6 +157,7 @@ def run(cfg: DictConfig) -> dict:
     validate(cfg)
     check_targets(cfg.method)
     check_targets(cfg.task)
+    check_targets(cfg.probe)
     device = resolve_device(str(cfg.device))
     store = ResultStore(cfg.out)
     store.check_writable()

@@ -51,7 +51,6 @@ class ResultStore:
     def check_writable(self) -> None:
         """Fail before any work when OUT cannot hold results (one line: where and why)."""
         try:
-            self.rows_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out / ".write-test", "ok")
             (self.out / ".write-test").unlink()
         except OSError as err:

@@ -25,5 +25,5 @@ def validate(cfg: DictConfig) -> None:
     _require(float(p.solver.tol) > 0, "profile.solver.tol", p.solver.tol, "a tolerance > 0")
     _require(isinstance(p.solver.max_iter, int) and p.solver.max_iter >= 1, "profile.solver.max_iter", p.solver.max_iter, "an integer >= 1")
     _require(isinstance(p.calibrate.evals, int) and p.calibrate.evals >= 3, "profile.calibrate.evals", p.calibrate.evals, "an integer >= 3")
-    levels = list(cfg.probe.levels)
-    _require(len(levels) > 0 and levels[0] == 0, "probe.levels", levels, "a list starting with level 0 (the nominal task)")
+    levels = list(cfg.probe.spec.levels)
+    _require(len(levels) > 0 and levels[0] == 0, "probe.spec.levels", levels, "a list starting with level 0 (the nominal task)")

@@ -22,15 +22,15 @@ class DenoisingTask(Task):
         super().__init__(name=name, train=train, calib=calib, test=test)
         self.sigma = float(sigma) / 255.0
 
-    def physics(self, seed: int, device) -> dinv.physics.Physics:
+    def physics(self, seed: int, device, noise_scale: float = 1.0) -> dinv.physics.Physics:
         rng = torch.Generator(device=device).manual_seed(seed)
-        physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(sigma=self.sigma, rng=rng)).to(device)
+        physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(sigma=self.sigma * noise_scale, rng=rng)).to(device)
         physics.data_lipschitz = 1.0
         return physics
 
-    def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int):
+    def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int, noise_scale: float = 1.0):
         noise_seed = stable_seed(self.name, split, image_id, seed)
-        physics = self.physics(noise_seed, x.device)
+        physics = self.physics(noise_seed, x.device, noise_scale)
         y = physics(x)
         return y, physics, physics.A_adjoint(y)
 

@@ -34,14 +34,15 @@ class Task:
             raise ValueError(f"split={split!r}; allowed: train, calib, test")
         return getattr(self, split)
 
-    def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int):
+    def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int, noise_scale: float = 1.0):
+        """(y, physics, initializer) for ground truth x; noise_scale multiplies the noise level."""
         raise NotImplementedError
 
-    def samples(self, split: str, n: int | None, crop: int | None, seed: int, device) -> Iterator[Sample]:
+    def samples(self, split: str, n: int | None, crop: int | None, seed: int, device, noise_scale: float = 1.0) -> Iterator[Sample]:
         images = self.split(split)
         for image_id in images.ids()[:n] if n else images.ids():
             x = center_crop(images.load(image_id), crop).unsqueeze(0).to(device)
-            y, physics, x0 = self.measure(x, split, image_id, seed)
+            y, physics, x0 = self.measure(x, split, image_id, seed, noise_scale)
             yield Sample(image_id, x, y, physics, x0)
 
     def describe(self) -> dict:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from conftest import REPO, run_cli
 
-TIMING = ["seconds", "peak_mem_mb", "git_rev"]
+TIMING = ["seconds", "peak_mem_mb", "git_rev", "train_minutes"]
 
 
 def _comparable(rows):
@@ -46,9 +46,9 @@ def test_smoke_sweep_runs_with_the_network_blocked(tmp_path):
         "import socket, sys\n"
         "def refuse(*a, **k): raise OSError('network blocked by test')\n"
         "socket.socket.connect = refuse\nsocket.create_connection = refuse\n"
-        "from benchmark.run import cli\n"
+        "import runpy\n"
         f"sys.argv = ['run', '-m', 'method=tv,crr', 'profile=smoke', 'out={tmp_path / 'out'}', 'progress=false']\n"
-        "cli()\n"
+        "runpy.run_module('benchmark.run', run_name='__main__', alter_sys=True)\n"
     )
     env = {**os.environ, "REGBENCH_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
