@@ -84,11 +84,13 @@ def reconstruct(method, sample, solver: dict):
 
 
 def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str) -> tuple[dict, float]:
-    """Calibrate on the task's calibration images; cached per (weights, task, profile)."""
+    """Calibrate on the task's calibration images; cached per (weights, task, calibration set, solver, search)."""
     space = method.calibration_space()
     if not space:
         return dict(method.hp), float("nan")
-    key = config_hash(weights_key, portable(cfg.task), portable(cfg.profile), cfg.seed, method.hp)
+    data = cfg.profile.data
+    key = config_hash(weights_key, portable(cfg.task), data.n_calib, data.calib_crop, portable(cfg.profile.solver),
+                      portable(cfg.profile.calibrate), cfg.seed, method.hp)
     path = checkpoints.cache_root(cfg) / "calibration" / f"{cfg.method.name}-{key}.json"
     if path.exists() and not cfg.retrain:
         try:
