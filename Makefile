@@ -8,7 +8,7 @@ ARGS     ?=
 RETRAIN  ?= 0
 STAMP    := $(VENV)/.installed
 
-.PHONY: install benchmark test smoke train-release clean
+.PHONY: install benchmark test smoke perf train-release clean
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ smoke:
 
 test: install
 	$(PY) -m pytest -q tests
+
+# speed: benchmark vs reference solves, training throughput, smoke sweep time
+perf: install
+	$(PY) -m benchmark.perf out=$(abspath $(OUT)) $(ARGS)
+	@echo "perf: $(abspath $(OUT))/perf.md"
 
 train-release: install
 	$(PY) -m scripts.train_release $(ARGS)

@@ -75,6 +75,17 @@ def _candidates(cfg: DictConfig, name: str, key: str):
         yield released / entry["file"], entry
 
 
+def trained_since(cfg: DictConfig, name: str, key: str, started: float) -> bool:
+    """Whether the cache holds a checkpoint for `key` trained after `started` (epoch
+    seconds): under retrain=true, a sweep's parallel jobs train each model once."""
+    entry_file = cache_root(cfg) / "checkpoints" / f"{name}-{key}.json"
+    try:
+        created = dt.datetime.fromisoformat(json.loads(entry_file.read_text())["created"]).timestamp()
+    except (OSError, ValueError, KeyError):
+        return False
+    return created >= int(started)
+
+
 def load(cfg: DictConfig, name: str, key: str) -> tuple[dict, dict] | None:
     """(state_dict, manifest entry) of a valid checkpoint for `key`, or None."""
     for path, entry in _candidates(cfg, name, key):

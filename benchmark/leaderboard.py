@@ -1,4 +1,8 @@
-"""Leaderboard: one line per method x task x probe x level, aggregated over test images."""
+"""Leaderboard: one line per method x task x probe x level, aggregated over test images.
+
+Failed images (crash, NaN) are counted in `failed`, not hidden: PSNR/SSIM means
+are over the images that produced a reconstruction, `converged` over all.
+"""
 from __future__ import annotations
 
 import pandas as pd
@@ -8,7 +12,8 @@ KEYS = ["task", "probe", "level", "method"]
 
 def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
-        return pd.DataFrame(columns=KEYS + ["psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "seconds_mean", "params", "train_minutes", "n_images", "converged_frac"])
+        return pd.DataFrame(columns=KEYS + ["psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "seconds_mean", "params", "train_minutes", "n_images", "converged_frac", "n_failed"])
+    rows = rows.assign(failed=rows["status"].astype(str).str.startswith("failed") if "status" in rows else False)
     g = rows.groupby(KEYS, sort=False)
     board = g.agg(
         psnr_mean=("psnr", "mean"),
@@ -21,6 +26,7 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
         train_minutes=("train_minutes", "max"),
         n_images=("image_id", "nunique"),
         converged_frac=("converged", "mean"),
+        n_failed=("failed", "sum"),
     ).reset_index()
     board[["psnr_std", "ssim_std"]] = board[["psnr_std", "ssim_std"]].fillna(0.0)
     return board.sort_values(["task", "probe", "level", "psnr_mean"], ascending=[True, True, True, False], ignore_index=True)
@@ -42,6 +48,7 @@ def to_markdown(board: pd.DataFrame) -> str:
             "params": part["params"].astype(int),
             "train min": part["train_minutes"].map(lambda v: f"{v:.1f}"),
             "images": part["n_images"],
+            "failed": part["n_failed"].astype(int),  # PSNR/SSIM are means over the images that did not fail
         })
         lines += [table.to_markdown(index=False), ""]
     return "\n".join(lines)

@@ -8,7 +8,10 @@ anything, so a typo fails at start-up in one line that lists the known names.
 """
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from benchmark.plugins import REPO_ROOT, plugin_roots
 
@@ -51,3 +54,48 @@ def check_overrides(args: list[str]) -> None:
             continue
         for name in value.split(","):
             check(key, name.strip())
+
+
+def _yaml(group: str, name: str):
+    for d in reversed(config_dirs()):
+        path = d / group / f"{name}.yaml"
+        if path.exists():
+            return OmegaConf.load(path)
+    raise RegistryError(f"unknown {group} {name!r}; known {group}s: {', '.join(known(group))}")
+
+
+def incompatibility(method_tasks, method: str, task: str) -> str | None:
+    """Why `method` cannot run `task` (its `tasks:` globs), or None."""
+    if not method_tasks or any(fnmatch.fnmatch(task, pattern) for pattern in method_tasks):
+        return None
+    return f"{method} x {task} (method {method} runs only on tasks matching {', '.join(method_tasks)})"
+
+
+def _choices(args: list[str], group: str) -> list[str]:
+    """The names a command line sweeps for `group`: its override, else the experiment's
+    sweep, else the config default."""
+    for arg in args:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if sep and key == group:
+            return [] if value.startswith(("choice(", "glob(", "range(")) else [v.strip() for v in value.split(",")]
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and key == "experiment" and value not in ("null", ""):
+            params = OmegaConf.select(_yaml("experiment", value), "hydra.sweeper.params") or {}
+            if group in params:
+                return [v.strip() for v in str(params[group]).split(",")]
+    default = {"method": "tv", "task": "denoise_bsd68"}[group]
+    return [default]
+
+
+def check_pairs(args: list[str]) -> None:
+    """Reject incompatible method x task pairs of a sweep before any job starts, all listed."""
+    bad = []
+    for method in _choices(args, "method"):
+        tasks = OmegaConf.select(_yaml("method", method), "tasks")
+        for task in _choices(args, "task"):
+            why = incompatibility(list(tasks) if tasks else None, method, task)
+            if why:
+                bad.append(why)
+    if bad:
+        raise RegistryError("incompatible method x task pairs: " + "; ".join(bad))

@@ -6,12 +6,15 @@ config, and config errors are reported in one line, before any work starts.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 
 import hydra
 from omegaconf import DictConfig
 
-from benchmark.registry import RegistryError, check_overrides, hydra_searchpath_override
+from benchmark.registry import RegistryError, check_overrides, check_pairs, hydra_searchpath_override
+from benchmark.precheck import check_sweep
 from benchmark.validate import ConfigError
 
 log = logging.getLogger("regbench")
@@ -40,10 +43,13 @@ def check_out(args: list[str]) -> None:
 def cli() -> None:
     try:
         check_overrides(sys.argv[1:])
+        check_pairs(sys.argv[1:])
+        check_sweep(sys.argv[1:], hydra_searchpath_override())
         check_out(sys.argv[1:])
-    except (RegistryError, OSError) as err:
+    except (RegistryError, ConfigError, OSError) as err:
         print(f"regbench: error: {err}", file=sys.stderr)
         raise SystemExit(2)
+    os.environ.setdefault("REGBENCH_SWEEP_STARTED", str(time.time()))  # see runner.job_started
     sys.argv += hydra_searchpath_override()
     main()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from benchmark.calibrate import calibrate
 from benchmark.device import make_deterministic, resolve_device
 from benchmark.hashing import config_hash, portable
 from benchmark.instantiate import build, check_targets
+from benchmark.locks import file_lock
 from benchmark.metrics import image_metrics, peak_memory_mb
 from benchmark.provenance import device_name, git_rev
 from benchmark.store import ResultStore, atomic_write_text
@@ -28,6 +30,8 @@ from benchmark.validate import validate
 from regbench_datasets.patches import PatchSampler
 
 log = logging.getLogger("regbench")
+SWEEP_STARTED = "REGBENCH_SWEEP_STARTED"
+_PROCESS_STARTED = time.time()
 
 
 def combination_key(cfg: DictConfig) -> str:
@@ -56,6 +60,11 @@ def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> d
             "train_minutes": minutes, "params": method.n_params(), "log": train_log}
 
 
+def job_started() -> float:
+    """When the sweep began (set once by the command line, inherited by launcher jobs)."""
+    return float(os.environ.get(SWEEP_STARTED) or _PROCESS_STARTED)
+
+
 def cpu_state(method) -> dict:
     return {k: v.cpu() if torch.is_tensor(v) else v for k, v in method.state_dict().items()}
 
@@ -66,21 +75,36 @@ def prepare_weights(cfg: DictConfig, method, device: torch.device) -> dict:
     if spec is None:
         return {"key": config_hash(portable(cfg.method.model)), "train_minutes": 0.0}
     key = checkpoints.checkpoint_key(spec)
-    found = None if cfg.retrain else checkpoints.load(cfg, cfg.method.name, key)
-    if found is not None:
-        state, entry = found
-        method.load_state_dict(state)
-        method.to(device)
-        log.info("%s: using checkpoint %s (%s)", cfg.method.name, entry["file"], entry.get("device", "?"))
-        return {"key": key, "train_minutes": float(entry.get("train_minutes", 0.0))}
-    log.info("%s: training (checkpoint key %s)", cfg.method.name, key)
-    entry = train_method(cfg, method, device, spec)
-    checkpoints.save(cfg, cfg.method.name, key, cpu_state(method), entry)
+    # parallel jobs needing the same weights: one trains, the others wait and load
+    with file_lock(checkpoints.cache_root(cfg) / "locks" / f"{cfg.method.name}-{key}.lock"):
+        fresh = cfg.retrain and not checkpoints.trained_since(cfg, cfg.method.name, key, job_started())
+        found = None if fresh else checkpoints.load(cfg, cfg.method.name, key)
+        if found is not None:
+            state, entry = found
+            method.load_state_dict(state)
+            method.to(device)
+            log.info("%s: using checkpoint %s (%s)", cfg.method.name, entry["file"], entry.get("device", "?"))
+            return {"key": key, "train_minutes": float(entry.get("train_minutes", 0.0))}
+        log.info("%s: training (checkpoint key %s)", cfg.method.name, key)
+        entry = train_method(cfg, method, device, spec)
+        checkpoints.save(cfg, cfg.method.name, key, cpu_state(method), entry)
     return {"key": key, "train_minutes": entry["train_minutes"]}
 
 
 def reconstruct(method, sample, solver: dict):
     return method.reconstruct(sample.y, sample.physics, sample.x0, solver)
+
+
+def guarded_reconstruct(method, sample, solver: dict):
+    """(x_hat or None, solve info, status): a crashing or diverging solve becomes a
+    row marked failed with its reason, and the sweep goes on."""
+    try:
+        x_hat, info = reconstruct(method, sample, solver)
+    except (RuntimeError, ValueError, ArithmeticError) as err:
+        return None, {"converged": False}, f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+    if not bool(torch.isfinite(x_hat).all()):
+        return None, info, "failed: non-finite reconstruction" + (f" ({info['status']})" if info.get("status", "ok") != "ok" else "")
+    return x_hat, info, info.get("status", "ok")
 
 
 def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str) -> tuple[dict, float]:
@@ -139,18 +163,20 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
                 torch.cuda.reset_peak_memory_stats(device)
                 torch.cuda.synchronize(device)
             t0 = time.perf_counter()
-            x_hat, info = reconstruct(method, s, solver)
+            x_hat, info, status = guarded_reconstruct(method, s, solver)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - t0
-            finite = bool(torch.isfinite(x_hat).all())
-            metrics = image_metrics(x_hat, s.x) if finite else {"psnr": float("nan"), "ssim": float("nan")}
+            failed = x_hat is None
+            metrics = {"psnr": float("nan"), "ssim": float("nan")} if failed else image_metrics(x_hat, s.x)
+            if status != "ok":
+                log.warning("%s %s level %s: %s", cfg.method.name, s.image_id, level, status)
             rows.append({
                 **common, "level": level, "image_id": s.image_id, "height": s.x.shape[-2], "width": s.x.shape[-1],
                 **metrics, "seconds": seconds, "iterations": int(info.get("iterations", 0)),
-                "converged": bool(info.get("converged", True)) and finite, "rel_change": float(info.get("rel_change", float("nan"))),
-                "status": "ok" if finite else "failed: non-finite reconstruction",
-                "peak_mem_mb": peak_memory_mb(device),
+                "converged": bool(info.get("converged", True)) and not failed,
+                "rel_change": float(info.get("rel_change", float("nan"))),
+                "status": status, "peak_mem_mb": peak_memory_mb(device),
             })
     return rows
 
@@ -161,6 +187,8 @@ def run(cfg: DictConfig) -> dict:
     check_targets(cfg.task)
     check_targets(cfg.probe)
     device = resolve_device(str(cfg.device))
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     store = ResultStore(cfg.out)
     store.check_writable()
     combo, label = combination_key(cfg), combination_label(cfg)

@@ -15,6 +15,7 @@ from typing import Callable, Optional
 
 import torch
 
+ENERGY_BLOWUP = 1e6  # energy this many times its starting value: the iteration is diverging
 Grad = Callable[[torch.Tensor], torch.Tensor]
 Prox = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -26,6 +27,7 @@ class SolveInfo:
     rel_change: float
     restarts: int = 0
     energies: list[float] = field(default_factory=list)
+    status: str = "ok"  # or why not: "diverged: ...", "not converged: ..."
 
     @property
     def monotone(self) -> bool:
@@ -77,6 +79,8 @@ def apg(
             x_new = prox(z - g / L, 1.0 / L)
         step = x_new - x
         rel = float((_batch_norm(step) / _batch_norm(x).clamp_min(1e-12)).max())
+        if not math.isfinite(rel):  # NaN/inf iterate: stop now, say so
+            return x_new, SolveInfo(k, False, rel, restarts, energies, f"diverged: non-finite iterate at iteration {k}")
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         if restart and float(((z - x_new) * step).sum()) > 0:
             t_new, z = 1.0, x_new.clone()
@@ -86,6 +90,10 @@ def apg(
         x, t = x_new, t_new
         if track_energy and energy is not None:
             energies.append(float(energy(x).sum()))
+            if len(energies) > 1 and energies[-1] > ENERGY_BLOWUP * max(abs(energies[0]), 1e-12):
+                return x, SolveInfo(k, False, rel, restarts, energies,
+                                    f"diverged: energy blew up ({energies[0]:.3g} -> {energies[-1]:.3g}) at iteration {k}")
         if rel < tol:
             return x, SolveInfo(k, True, rel, restarts, energies)
-    return x, SolveInfo(max_iter, False, rel, restarts, energies)
+    return x, SolveInfo(max_iter, False, rel, restarts, energies,
+                        f"not converged: iteration cap {max_iter} reached (relative change {rel:.2e} > tol {tol:.0e})")

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from benchmark import leaderboard
+from benchmark.locks import file_lock
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -34,6 +35,10 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
+    except OSError as err:  # full disk, quota, permissions: say which file, keep nothing half-written
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(err.errno, f"could not write {path}: {err.strerror or err}; nothing was left half-written "
+                                 "(free space or choose another out=... / cache_dir=...)") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -82,10 +87,15 @@ class ResultStore:
         return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
     def refresh(self) -> pd.DataFrame:
-        """Rebuild results.parquet, leaderboard.csv and leaderboard.md from all finished rows."""
-        df = self.load()
-        atomic_write(self.out / "results.parquet", lambda p: df.to_parquet(p, index=False))
-        board = leaderboard.aggregate(df)
-        atomic_write(self.out / "leaderboard.csv", lambda p: board.to_csv(p, index=False))
-        atomic_write_text(self.out / "leaderboard.md", leaderboard.to_markdown(board))
+        """Rebuild results.parquet, leaderboard.csv and leaderboard.md from all finished rows.
+
+        Under a lock: parallel jobs (joblib, Slurm) finishing together must not
+        overwrite a newer table with an older one.
+        """
+        with file_lock(self.out / ".refresh.lock"):
+            df = self.load()
+            atomic_write(self.out / "results.parquet", lambda p: df.to_parquet(p, index=False))
+            board = leaderboard.aggregate(df)
+            atomic_write(self.out / "leaderboard.csv", lambda p: board.to_csv(p, index=False))
+            atomic_write_text(self.out / "leaderboard.md", leaderboard.to_markdown(board))
         return board

@@ -4,6 +4,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from benchmark.device import ALLOWED as DEVICES
+from benchmark.registry import incompatibility
 
 
 class ConfigError(ValueError):
@@ -17,6 +18,8 @@ def _require(ok: bool, key: str, value, allowed: str) -> None:
 
 def validate(cfg: DictConfig) -> None:
     _require(str(cfg.device) in DEVICES or str(cfg.device).startswith("cuda:"), "device", cfg.device, "auto, cpu, cuda, cuda:N")
+    threads = cfg.get("threads")
+    _require(threads is None or (isinstance(threads, int) and threads >= 1), "threads", threads, "null or an integer >= 1")
     _require(isinstance(cfg.seed, int) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
     p = cfg.profile
     for key in ("n_test", "test_crop", "n_calib", "calib_crop"):
@@ -25,5 +28,12 @@ def validate(cfg: DictConfig) -> None:
     _require(float(p.solver.tol) > 0, "profile.solver.tol", p.solver.tol, "a tolerance > 0")
     _require(isinstance(p.solver.max_iter, int) and p.solver.max_iter >= 1, "profile.solver.max_iter", p.solver.max_iter, "an integer >= 1")
     _require(isinstance(p.calibrate.evals, int) and p.calibrate.evals >= 3, "profile.calibrate.evals", p.calibrate.evals, "an integer >= 3")
+    for key, value in (cfg.task.get("spec") or {}).items():
+        if key in ("sigma", "noise", "noise_level") and isinstance(value, (int, float)):
+            _require(value >= 0, f"task.spec.{key}", value, "a noise level >= 0")
     levels = list(cfg.probe.spec.levels)
     _require(len(levels) > 0 and levels[0] == 0, "probe.spec.levels", levels, "a list starting with level 0 (the nominal task)")
+    tasks = cfg.method.get("tasks")
+    why = incompatibility(list(tasks) if tasks else None, cfg.method.name, cfg.task.name)
+    if why:
+        raise ConfigError(f"incompatible method x task pair: {why}")

@@ -130,7 +130,7 @@ def data_lipschitz(physics, x: torch.Tensor) -> float:
 
 
 def solve_summary(info: SolveInfo) -> dict:
-    out = {"iterations": info.iterations, "converged": info.converged, "rel_change": info.rel_change}
+    out = {"iterations": info.iterations, "converged": info.converged, "rel_change": info.rel_change, "status": info.status}
     if info.energies:
         out["energy_monotone"] = info.monotone
     return out

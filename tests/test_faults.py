@@ -63,3 +63,120 @@ def test_unwritable_out_fails_before_work_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert f"out={blocker / 'sub'} is not writable" in proc.stdout + proc.stderr
     assert "choose another out=" in proc.stdout + proc.stderr
+
+
+UNSTABLE = '''\
+"""Test plugin: a method whose step-size bound is wrong (diverges) or whose solve crashes."""
+import torch
+from regbench_methods.base import Hyper, VariationalMethod
+
+
+class Unstable(VariationalMethod):
+    hyperparameters = {"lam": Hyper(10.0, calibrate=False)}
+
+    def __init__(self, mode="diverge", **hyper):
+        super().__init__(**hyper)
+        self.mode = mode
+
+    def reg_energy(self, x):
+        return 50.0 * x.flatten(1).pow(2).sum(1)
+
+    def reg_grad(self, x):
+        if self.mode == "crash":
+            raise RuntimeError("simulated solver crash\\nsecond line")
+        return 100.0 * x
+
+    def reg_lipschitz(self):
+        return 0.01  # wrong on purpose: the true bound is 100
+'''
+
+
+def _unstable_plugin(root):
+    (root / "methods").mkdir(parents=True)
+    (root / "configs" / "method").mkdir(parents=True)
+    (root / "methods" / "unstable.py").write_text(UNSTABLE)
+    for mode in ("diverge", "crash"):
+        (root / "configs" / "method" / f"unstable_{mode}.yaml").write_text(
+            f"name: unstable_{mode}\nmodel: {{_target_: regbench_methods.unstable.Unstable, mode: {mode}}}\ntrain: null\n")
+    return {"REGBENCH_PLUGINS": str(root)}
+
+
+def test_diverging_and_crashing_solves_become_failed_rows_and_the_sweep_goes_on(tmp_path):
+    env = _unstable_plugin(tmp_path / "plugin")
+    out = tmp_path / "out"
+    proc = run_cli("-m", "method=unstable_diverge,unstable_crash,tv", "profile=smoke", f"out={out}", "progress=false",
+                   cache=tmp_path / "cache", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = pd.read_parquet(out / "results.parquet")
+    diverged = rows[rows.method == "unstable_diverge"]
+    crashed = rows[rows.method == "unstable_crash"]
+    assert len(diverged) == len(crashed) == 2 and not diverged.converged.any() and diverged.psnr.isna().all()
+    assert diverged.status.str.contains("diverged: non-finite iterate at iteration").all()
+    assert crashed.status.eq("failed: RuntimeError: simulated solver crash").all()
+    assert rows[rows.method == "tv"].status.eq("ok").all()
+    board = pd.read_csv(out / "leaderboard.csv").set_index("method")
+    assert board.loc["unstable_diverge", "n_failed"] == 2 and board.loc["tv", "n_failed"] == 0
+    md = (out / "leaderboard.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| method"))
+    assert header.rstrip().endswith("failed |")
+    assert any(line.startswith("| unstable_crash") and line.rstrip().endswith("2 |") for line in md.splitlines())
+
+
+def test_iteration_cap_marks_rows_not_converged_with_the_reason(smoke_sweep, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("method=crr", "profile=smoke", "profile.solver.max_iter=2", f"out={out}", "progress=false",
+                   cache=smoke_sweep["cache"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = pd.read_parquet(out / "results.parquet")
+    assert not rows.converged.any() and rows.psnr.notna().all() and (rows.iterations == 2).all()
+    assert rows.status.str.startswith("not converged: iteration cap 2 reached (relative change").all()
+    assert "0%" in (out / "leaderboard.md").read_text()
+
+
+def test_same_seed_same_machine_gives_identical_numbers(smoke_sweep, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("-m", "method=crr,wcrr,tv", "profile=smoke", f"out={out}", "progress=false", cache=tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = pd.read_parquet(out / "results.parquet").sort_values(["method", "image_id"]).reset_index(drop=True)
+    first = pd.read_parquet(smoke_sweep["out"] / "results.parquet")
+    first = first[first.method.isin(["crr", "wcrr", "tv"])].sort_values(["method", "image_id"]).reset_index(drop=True)
+    assert (again.checkpoint == first.checkpoint).all()  # retrained from scratch into another cache: same key
+    for col in ("psnr", "ssim", "calib_psnr"):
+        assert (again[col] - first[col]).abs().max() <= 1e-6, col
+    assert (again.iterations == first.iterations).all() and (again.hyper == first.hyper).all()
+
+
+def test_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path):
+    code = (
+        "import errno, sys, pandas\n"
+        "def full(self, path, *a, **k):\n"
+        "    open(path, 'wb').write(b'PAR1 partial')\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "pandas.DataFrame.to_parquet = full\n"
+        "import runpy\n"
+        f"sys.argv = ['run', 'method=tv', 'profile=smoke', 'out={tmp_path / 'out'}', 'progress=false']\n"
+        "runpy.run_module('benchmark.run', run_name='__main__', alter_sys=True)\n"
+    )
+    env = {**os.environ, "REGBENCH_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    err = [line for line in (proc.stdout + proc.stderr).splitlines() if "No space left on device" in line]
+    assert len(err) == 1 and "could not write" in err[0] and "nothing was left half-written" in err[0]
+    out = tmp_path / "out"
+    assert not list(out.rglob("*.parquet")) and not list(out.rglob("*.tmp"))
+
+
+def test_incompatible_method_task_pairs_are_rejected_at_sweep_start(tmp_path):
+    plugin = tmp_path / "plugin"
+    (plugin / "configs" / "method").mkdir(parents=True)
+    (plugin / "configs" / "method" / "ct_only.yaml").write_text(
+        "name: ct_only\ntasks: ['ct_*']\nmodel: {_target_: regbench_methods.tv.TV}\ntrain: null\n")
+    out = tmp_path / "out"
+    proc = run_cli("-m", "method=tv,ct_only", "task=denoise_bsd68,denoise_folder", "profile=smoke", f"out={out}",
+                   cache=tmp_path / "cache", env={"REGBENCH_PLUGINS": str(plugin)})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "regbench: error: incompatible method x task pairs: "
+        "ct_only x denoise_bsd68 (method ct_only runs only on tasks matching ct_*); "
+        "ct_only x denoise_folder (method ct_only runs only on tasks matching ct_*)")
+    assert not (out / "rows").exists()

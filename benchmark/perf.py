@@ -1,0 +1,154 @@
+"""`make perf OUT=dir`: how fast regbench is, measured, not asserted in tests.
+
+Writes
+  dir/perf.csv           one row per method x image: the benchmark solve (profile
+                         solver, tol 1e-4) and a reference solve (plain accelerated
+                         gradient, no restart, not compiled, tol 1e-6) of the same model
+  dir/perf_training.csv  training throughput (patches/s) per trainable method
+  dir/perf.md            both tables plus the smoke sweep's wall time and the machine
+Usage:
+    python -m benchmark.perf out=DIR [methods=tv,crr,wcrr] [images=4] [crop=none] [train_steps=5] [smoke=true]
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+import benchmark  # noqa: F401  (mounts plugin folders)
+from benchmark.checkpoints import REPO_ROOT, training_spec
+from benchmark.device import resolve_device
+from benchmark.instantiate import build
+from benchmark.metrics import image_metrics
+from benchmark.provenance import device_name, git_rev
+from benchmark.runner import fit_hyperparameters, prepare_weights
+from benchmark.store import atomic_write, atomic_write_text
+from regbench_datasets.patches import PatchSampler
+
+log = logging.getLogger("regbench")
+DEFAULTS = {"methods": "tv,wavelet_l1,crr,wcrr", "images": "4", "crop": "none", "train_steps": "5", "smoke": "true", "profile": "cpu"}
+REFERENCE = {"tol": 1e-6, "max_iter": 20000, "restart": False, "compile": False}
+
+
+def compose(method: str, profile: str):
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "configs"), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=[f"method={method}", f"profile={profile}", "progress=false"])
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
+    """Benchmark vs reference solve of the same calibrated model on full-size BSD68 images."""
+    device = resolve_device(str(cfg.device))
+    method = build(cfg.method.model).to(device)
+    weights = prepare_weights(cfg, method, device)
+    method.eval()
+    task = build(cfg.task.spec)
+    fit_hyperparameters(cfg, method, task, device, weights["key"])
+    fast = {"tol": float(cfg.profile.solver.tol), "max_iter": int(cfg.profile.solver.max_iter),
+            "compile": bool(cfg.profile.solver.get("compile", False))}
+    rows = []
+    for s in task.samples("test", n_images, crop, cfg.seed, device):
+        method.reconstruct(s.y, s.physics, s.x0, fast)  # warm-up: compilation and caches are not solve time
+        (x, info), seconds = timed(lambda: method.reconstruct(s.y, s.physics, s.x0, fast))
+        (x_ref, info_ref), seconds_ref = timed(lambda: method.reconstruct(s.y, s.physics, s.x0, REFERENCE))
+        psnr, psnr_ref = image_metrics(x, s.x)["psnr"], image_metrics(x_ref, s.x)["psnr"]
+        rows.append({"method": cfg.method.name, "image_id": s.image_id, "height": s.x.shape[-2], "width": s.x.shape[-1],
+                     "seconds": seconds, "iterations": info["iterations"], "psnr": psnr, "tol": fast["tol"],
+                     "seconds_ref": seconds_ref, "iterations_ref": info_ref["iterations"], "psnr_ref": psnr_ref,
+                     "psnr_gap": psnr - psnr_ref, "threads": torch.get_num_threads(), "device": device_name(device)})
+        log.info("%s %s: %.2fs %d its %.3f dB | reference %.1fs %d its %.3f dB", cfg.method.name, s.image_id,
+                 seconds, info["iterations"], psnr, seconds_ref, info_ref["iterations"], psnr_ref)
+    return rows
+
+
+def training_row(cfg, steps: int) -> dict | None:
+    """Patches/s of the method's training loop at its profile budget (after a 1-step warm-up)."""
+    spec = training_spec(cfg.method, cfg.profile.name, cfg.seed)
+    if spec is None:
+        return None
+    device = resolve_device(str(cfg.device))
+    method = build(cfg.method.model).to(device)
+    patches = PatchSampler(build(cfg.method.train.data), n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device)
+    budget = {**spec["train"], "seed": cfg.seed}
+    copy.deepcopy(method).fit(patches, {**budget, "steps": 1}, progress=False)
+    _, seconds = timed(lambda: method.fit(patches, {**budget, "steps": steps}, progress=False))
+    n = steps * int(budget["batch"])
+    return {"method": cfg.method.name, "steps": steps, "batch": int(budget["batch"]), "patch": int(budget["patch"]),
+            "seconds": seconds, "patches_per_s": n / seconds, "threads": torch.get_num_threads(), "device": device_name(device)}
+
+
+def smoke_seconds() -> float:
+    """Wall time of the default sweep at smoke size, from an empty OUT and cache."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "REGBENCH_CACHE": str(Path(tmp) / "cache")}
+        cmd = [sys.executable, "-m", "benchmark.run", "-m", "experiment=default", "profile=smoke", f"out={tmp}/out", "progress=false"]
+        _, seconds = timed(lambda: subprocess.run(cmd, cwd=REPO_ROOT, env=env, check=True, capture_output=True))
+    return seconds
+
+
+def report(solves: pd.DataFrame, training: pd.DataFrame, smoke: float | None) -> str:
+    per_method = solves.groupby("method", sort=False).agg(
+        images=("image_id", "count"), seconds=("seconds", "mean"), iterations=("iterations", "mean"), psnr=("psnr", "mean"),
+        seconds_ref=("seconds_ref", "mean"), iterations_ref=("iterations_ref", "mean"), psnr_ref=("psnr_ref", "mean"),
+        max_abs_psnr_gap=("psnr_gap", lambda g: g.abs().max()))
+    lines = [
+        "# regbench perf", "",
+        f"git {git_rev()}, {solves.device.iloc[0]}, {int(solves.threads.iloc[0])} threads, torch {torch.__version__}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
+        "## Reconstruction (full-size BSD68, sigma=25/255)", "",
+        "Benchmark solve: the profile's solver (FISTA + restart, tol 1e-4, compiled gradient where the method has one); "
+        "reference: plain accelerated gradient (no restart, not compiled), tol 1e-6. Means over images.", "",
+        per_method.round(3).to_markdown(), "",
+    ]
+    if len(training):
+        lines += ["## Training throughput", "", training.round(2).to_markdown(index=False), ""]
+    if smoke is not None:
+        lines += [f"## Smoke sweep\n\n`make smoke` (default sweep, smoke profile, empty cache): {smoke:.1f} s wall.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
+    args = dict(DEFAULTS)
+    for a in argv:
+        key, sep, value = a.partition("=")
+        if not sep or key not in {*DEFAULTS, "out"}:
+            raise SystemExit(f"regbench perf: unknown argument {a!r}; known: out=DIR, " + ", ".join(f"{k}=..." for k in DEFAULTS))
+        args[key] = value
+    if "out" not in args:
+        raise SystemExit("regbench perf: out=DIR is required (make perf OUT=dir)")
+    out = Path(args["out"])
+    solves, training = [], []
+    for name in args["methods"].split(","):
+        cfg = compose(name, args["profile"])
+        crop = None if args["crop"].lower() == "none" else int(args["crop"])
+        solves += solve_rows(cfg, int(args["images"]), crop)
+        row = training_row(cfg, int(args["train_steps"])) if int(args["train_steps"]) > 0 else None
+        if row:
+            training.append(row)
+            log.info("%s training: %.1f patches/s", name, row["patches_per_s"])
+    smoke = smoke_seconds() if args["smoke"].lower() == "true" else None
+    solves_df, training_df = pd.DataFrame(solves), pd.DataFrame(training)
+    atomic_write(out / "perf.csv", lambda p: solves_df.to_csv(p, index=False))
+    atomic_write(out / "perf_training.csv", lambda p: training_df.to_csv(p, index=False))
+    atomic_write_text(out / "perf.md", report(solves_df, training_df, smoke))
+    print(f"perf: {out / 'perf.md'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
