@@ -272,6 +272,10 @@ def references_html(rows: pd.DataFrame) -> str:
     return table(["method", "task", "published PSNR", "regbench PSNR", "gap (dB)", "source"], body)
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def nominal_first(probe: str) -> tuple:
     return (probe != "nominal", probe)
 
@@ -283,8 +287,9 @@ def render(folders: list[Path], rows: pd.DataFrame) -> str:
     board = leaderboard.aggregate(rows)
     grids = collect_examples(folders, rows) if not rows.empty else {}
     tasks = sorted(rows["task"].unique()) if not rows.empty else []
-    body = [f"<h1>regbench report</h1><p class=muted>generated {generated}; {len(rows)} result rows, "
-            f"{rows['method'].nunique() if not rows.empty else 0} methods, {len(tasks)} tasks. "
+    n_methods = rows["method"].nunique() if not rows.empty else 0
+    body = [f"<h1>regbench report</h1><p class=muted>generated {generated}; {plural(len(rows), 'result row')}, "
+            f"{plural(n_methods, 'method')}, {plural(len(tasks), 'task')}. "
             "Self-contained: open it anywhere, no network needed.</p>",
             "<nav>" + "".join(f'<a href="#task-{esc(t)}">{esc(t)}</a>' for t in tasks)
             + '<a href="#references">published references</a><a href="#provenance">provenance</a></nav>']
@@ -299,7 +304,8 @@ def render(folders: list[Path], rows: pd.DataFrame) -> str:
         for probe in sorted(part["probe"].unique(), key=nominal_first):
             probe_part = part[part["probe"] == probe]
             levels = sorted(probe_part["level"].unique())
-            body.append(f"<h3>Probe {esc(probe)} (levels {', '.join(map(str, levels))})</h3>{probe_html(probe_part, probe)}")
+            body.append(f"<h3>Probe {esc(probe)} ({'levels' if len(levels) > 1 else 'level'} {', '.join(map(str, levels))})</h3>"
+                        f"{probe_html(probe_part, probe)}")
             if len(levels) > 1:
                 body.append(degradation_plot(probe_part, task, probe))
         shown = sorted((k for k in grids if k[0] == task), key=lambda k: (nominal_first(k[1]), k[2]))

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
-from io import BytesIO
 
 import numpy as np
 import pandas as pd
