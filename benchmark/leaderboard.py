@@ -58,10 +58,6 @@ def nominal(rows: pd.DataFrame) -> pd.DataFrame:
     return board.drop(columns=["probe", "level"]).sort_values(["task", "psnr_mean"], ascending=[True, False], ignore_index=True)
 
 
-def level_columns(board: pd.DataFrame, metric: str) -> list[str]:
-    return [f"{metric}@{level}" for level in sorted(board["level"].unique())]
-
-
 def probe_table(board: pd.DataFrame, probe: str) -> pd.DataFrame:
     """One line per task x method of one probe: PSNR and SSIM at each of its levels (columns `psnr@<level>`)."""
     part = board[board["probe"] == probe]
