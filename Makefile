@@ -6,9 +6,11 @@ PROFILE  ?= cpu
 OUT      ?= runs/$(PROFILE)
 ARGS     ?=
 RETRAIN  ?= 0
+LOGGER   ?= wandb
+RESULTS  ?=
 STAMP    := $(VENV)/.installed
 
-.PHONY: install benchmark test smoke perf train-release clean
+.PHONY: install benchmark leaderboard test smoke perf train-release clean
 
 install: $(STAMP)
 
@@ -20,9 +22,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# W&B runs offline into OUT/wandb unless you are logged in (LOGGER=none: no W&B).
 benchmark: install
-	$(PY) -m benchmark.run --multirun experiment=default profile=$(PROFILE) out=$(abspath $(OUT)) retrain=$(RETRAIN) $(ARGS)
+	$(PY) -m benchmark.run --multirun experiment=default profile=$(PROFILE) out=$(abspath $(OUT)) retrain=$(RETRAIN) logger=$(LOGGER) $(ARGS)
 	@echo "leaderboard: $(abspath $(OUT))/leaderboard.md"
+	$(PY) -m benchmark.report $(abspath $(OUT))
+
+# Merge sweeps: make leaderboard RESULTS="runs/cpu runs/other" [OUT=runs/leaderboard]
+LEADERBOARD_OUT = $(if $(filter file,$(origin OUT)),runs/leaderboard,$(OUT))
+ifneq ($(filter leaderboard,$(MAKECMDGOALS)),)
+ifeq ($(strip $(RESULTS)),)
+$(error usage: make leaderboard RESULTS="runs/cpu runs/other" [OUT=runs/leaderboard])
+endif
+endif
+leaderboard: install
+	$(PY) -m benchmark.report $(abspath $(RESULTS)) --out $(abspath $(LEADERBOARD_OUT))
 
 smoke:
 	$(MAKE) benchmark PROFILE=smoke OUT=$(OUT)

@@ -86,6 +86,11 @@ def trained_since(cfg: DictConfig, name: str, key: str, started: float) -> bool:
     return created >= int(started)
 
 
+def entry(cfg: DictConfig, name: str, key: str) -> dict | None:
+    """The manifest entry (training log included) of the checkpoint for `key`, without reading weights."""
+    return next((e for _, e in _candidates(cfg, name, key)), None)
+
+
 def load(cfg: DictConfig, name: str, key: str) -> tuple[dict, dict] | None:
     """(state_dict, manifest entry) of a valid checkpoint for `key`, or None."""
     for path, entry in _candidates(cfg, name, key):

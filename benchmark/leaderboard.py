@@ -52,3 +52,30 @@ def to_markdown(board: pd.DataFrame) -> str:
         })
         lines += [table.to_markdown(index=False), ""]
     return "\n".join(lines)
+
+
+def nominal(rows: pd.DataFrame) -> pd.DataFrame:
+    """The overall leaderboard: one line per task x method on the nominal task (level 0 of any probe).
+
+    Level 0 of every probe is the same nominal task, so an image evaluated under
+    several probes counts once (first row kept).
+    """
+    base = rows[rows["level"] == 0].drop_duplicates(["task", "method", "seed", "image_id"])
+    board = aggregate(base.assign(probe="nominal", level=0))
+    return board.drop(columns=["probe", "level"]).sort_values(["task", "psnr_mean"], ascending=[True, False], ignore_index=True)
+
+
+def probe_table(board: pd.DataFrame, probe: str) -> pd.DataFrame:
+    """One line per task x method of one probe: PSNR and SSIM at each of its levels (columns `psnr@<level>`)."""
+    part = board[board["probe"] == probe]
+    if part.empty:
+        return pd.DataFrame(columns=["task", "method"])
+    wide = []
+    for metric in ("psnr", "ssim"):
+        table = part.pivot_table(index=["task", "method"], columns="level", values=f"{metric}_mean", aggfunc="first")
+        table = table[sorted(table.columns)]
+        table.columns = [f"{metric}@{level}" for level in table.columns]
+        wide.append(table)
+    table = pd.concat(wide, axis=1).reset_index()
+    first = f"psnr@{min(part['level'].unique(), key=abs)}"  # sort by the level closest to nominal
+    return table.sort_values(["task", first], ascending=[True, False], ignore_index=True)

@@ -20,9 +20,11 @@ from tqdm.auto import tqdm
 from benchmark import checkpoints
 from benchmark.calibrate import calibrate
 from benchmark.device import make_deterministic, resolve_device
+from benchmark.examples import ExampleKeeper
 from benchmark.hashing import config_hash, portable
 from benchmark.instantiate import build, check_targets
 from benchmark.locks import file_lock
+from benchmark.loggers import log_combination
 from benchmark.metrics import image_metrics, peak_memory_mb
 from benchmark.provenance import device_name, git_rev
 from benchmark.store import ResultStore, atomic_write_text
@@ -155,6 +157,7 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
     n, crop = cfg.profile.data.n_test, cfg.profile.data.test_crop
     total = len(task.test.ids()[:n] if n else task.test.ids())
     probe = build(cfg.probe.spec)
+    examples = ExampleKeeper(cfg, common)  # the first images of each level as PNGs, for W&B and the report
     for level in probe.levels:
         for s in tqdm(probe.samples(task, level, n, crop, cfg.seed, device), total=total,
                       desc=f"eval {cfg.method.name} {cfg.probe.name}={level}",
@@ -171,6 +174,8 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
             metrics = {"psnr": float("nan"), "ssim": float("nan")} if failed else image_metrics(x_hat, s.x)
             if status != "ok":
                 log.warning("%s %s level %s: %s", cfg.method.name, s.image_id, level, status)
+            if not failed:
+                examples.add(level, s, x_hat, metrics)
             rows.append({
                 **common, "level": level, "image_id": s.image_id, "height": s.x.shape[-2], "width": s.x.shape[-1],
                 **metrics, "seconds": seconds, "iterations": int(info.get("iterations", 0)),
@@ -213,6 +218,7 @@ def run(cfg: DictConfig) -> dict:
     rows = evaluate(cfg, method, task, device, common)
     store.write_rows(combo, rows)
     board = store.refresh()
+    log_combination(cfg, rows, board)  # logger=wandb: one W&B run; never raises
     mine = board[(board.method == cfg.method.name) & (board.task == cfg.task.name)]
     for r in mine.itertuples():
         log.info("%s level %s: PSNR %.2f +- %.2f dB, SSIM %.4f, %.2fs/image over %d images (eval %.0fs)", label, r.level,

@@ -1,0 +1,363 @@
+"""report.html: the leaderboard as one self-contained file (no network, no CDN).
+
+    python -m benchmark.report OUT                      # OUT/report.html from one sweep
+    python -m benchmark.report DIR1 DIR2 --out MERGED   # merge sweeps: results, leaderboards, report
+
+Sections: provenance (per sweep folder: profiles, devices, git revisions, when
+the results were finished, wall time of the combinations, evaluation and
+training time); per task a sortable leaderboard on the nominal task with the
+published reference and the gap to it, a sortable table per probe (PSNR/SSIM per
+level) with its degradation curve, and reconstruction grids (ground truth,
+initializer, each method; PSNR in the captions); the published references.
+CSS and JS are inline, plots (matplotlib) and images are base64 data URIs.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import html
+import io
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark import leaderboard, merge, references
+from benchmark.examples import label_of, load_examples
+from benchmark.store import atomic_write_text
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:16px 24px;color:#1d2430;background:#fff}
+h1{margin:.2em 0}h2{margin-top:2em;border-bottom:2px solid #2b6cb0;padding-bottom:.2em}h3{margin-top:1.6em}
+nav a{margin-right:1em}.muted{color:#5a6578}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-variant-numeric:tabular-nums}
+th,td{padding:4px 10px;border-bottom:1px solid #dde3ea;text-align:right;white-space:nowrap}
+th:first-child,td:first-child,td.text,th.text{text-align:left}td.text{white-space:normal}
+caption{text-align:left;padding:2px 0}
+thead th{background:#edf2f7;position:sticky;top:0}
+table.sortable th{cursor:pointer;user-select:none}table.sortable th:hover{background:#d5e3f3}
+th[data-sort=asc]::after{content:' \\25B2'}th[data-sort=desc]::after{content:' \\25BC'}
+tbody tr:nth-child(even){background:#f7fafc}td.best{font-weight:700;color:#22543d}
+.neg{color:#9b2c2c}.pos{color:#22543d}
+.grid{display:grid;gap:8px;margin:.5em 0 1.5em;cursor:zoom-in}.grid.big{cursor:zoom-out}
+figure{margin:0}figure img{width:100%;display:block;border:1px solid #cbd5e0}
+img.px{image-rendering:pixelated}figcaption{font-size:12px;text-align:center;color:#2d3748}
+.plot{max-width:900px;width:100%}
+"""
+
+JS = """
+function cellKey(td){const v=td.dataset.v!==undefined?td.dataset.v:td.textContent.trim();
+  if(v===''||v==='nan')return null;const n=Number(v);return isNaN(n)?v.toLowerCase():n;}
+function sortTable(th){const table=th.closest('table');const col=Array.from(th.parentNode.children).indexOf(th);
+  const asc=th.dataset.sort!=='asc';table.querySelectorAll('thead th').forEach(h=>delete h.dataset.sort);
+  th.dataset.sort=asc?'asc':'desc';const body=table.tBodies[0];const rows=Array.from(body.rows);
+  rows.sort((a,b)=>{const x=cellKey(a.cells[col]),y=cellKey(b.cells[col]);
+    if(x===null||y===null)return (x===null)-(y===null);
+    const c=(typeof x===typeof y)?(x<y?-1:x>y?1:0):(typeof x==='number'?-1:1);return asc?c:-c;});
+  rows.forEach(r=>body.appendChild(r));}
+document.querySelectorAll('table.sortable thead th').forEach(th=>th.addEventListener('click',()=>sortTable(th)));
+document.querySelectorAll('.grid').forEach(g=>g.addEventListener('click',()=>{g.classList.toggle('big');
+  g.style.gridTemplateColumns=g.classList.contains('big')?g.dataset.big:g.dataset.small;}));
+document.documentElement.dataset.sortable='ready';
+"""
+
+
+def esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def is_nan(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def fmt(v, digits: int = 2) -> str:
+    return "" if is_nan(v) else f"{v:.{digits}f}"
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+# -- tables --------------------------------------------------------------------
+def table(columns: list[str], rows: list[list[tuple[str, object]]], caption: str = "") -> str:
+    """A sortable table; each cell is (shown text, sort value or None for text cells)."""
+    textual = [all(len(row) > i and row[i][1] is None for row in rows) for i in range(len(columns))]
+    head = "".join(f"<th{' class=text' if i == 0 or textual[i] else ''}>{esc(c)}</th>" for i, c in enumerate(columns))
+    body = []
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            text, value, *klass = cell
+            attrs = "" if value is None else f' data-v="{"" if is_nan(value) else esc(value)}"'
+            classes = " ".join(k for k in ["text" if value is None else "", *klass] if k)
+            if classes:
+                attrs += f' class="{classes}"'
+            cells.append(f"<td{attrs}>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption class=muted>{esc(caption)}</caption>" if caption else ""
+    return f"<table class=sortable>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def overall_table(overall: pd.DataFrame) -> str:
+    best = overall["psnr_mean"].max()
+    rows = []
+    for rank, r in enumerate(overall.itertuples(), 1):
+        gap_class = "" if is_nan(r.gap_db) else ("neg" if r.gap_db < 0 else "pos")
+        rows.append([
+            (esc(r.method), None),
+            (str(rank), rank),
+            (f"{r.psnr_mean:.2f} ± {r.psnr_std:.2f}", r.psnr_mean, "best" if r.psnr_mean == best else ""),
+            (f"{r.ssim_mean:.4f} ± {r.ssim_std:.4f}", r.ssim_mean),
+            (fmt(r.seconds_mean), r.seconds_mean),
+            (f"{r.iterations_mean:.0f}", r.iterations_mean),
+            (f"{100 * r.converged_frac:.0f}%", r.converged_frac),
+            (f"{int(r.params)}", int(r.params)),
+            (f"{r.train_minutes:.1f}", r.train_minutes),
+            (str(int(r.n_images)), int(r.n_images)),
+            (fmt(r.reference_psnr), r.reference_psnr),
+            (("+" if not is_nan(r.gap_db) and r.gap_db > 0 else "") + fmt(r.gap_db), r.gap_db, gap_class),
+        ])
+    columns = ["method", "rank", "PSNR (dB)", "SSIM", "s/image", "iterations", "converged", "params", "train min",
+               "images", "published PSNR", "gap (dB)"]
+    return table(columns, rows, "nominal task; click a header to sort; gap = regbench minus published")
+
+
+def probe_html(part: pd.DataFrame, probe: str) -> str:
+    wide = leaderboard.probe_table(part, probe)
+    columns = [c for c in wide.columns if c not in ("task",)]
+    rows = []
+    for r in wide.to_dict("records"):
+        row = [(esc(r["method"]), None)]
+        for c in columns[1:]:
+            row.append((fmt(r[c], 2 if c.startswith("psnr") else 4), r[c]))
+        rows.append(row)
+    names = ["method"] + [c.replace("psnr@", "PSNR @ level ").replace("ssim@", "SSIM @ level ") for c in columns[1:]]
+    return table(names, rows)
+
+
+# -- plots ---------------------------------------------------------------------
+def degradation_plot(part: pd.DataFrame, task: str, probe: str) -> str:
+    """PSNR and SSIM against the probe level, one line per method (PNG data URI)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.4), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 2)
+    for method, m in part.sort_values("level").groupby("method", sort=True):
+        for ax, metric in zip(axes, ("psnr", "ssim")):
+            ax.errorbar(m["level"], m[f"{metric}_mean"], yerr=m[f"{metric}_std"], marker="o", capsize=3, label=method)
+    for ax, name in zip(axes, ("PSNR (dB)", "SSIM")):
+        ax.set_xlabel(f"{probe} level (0 = nominal)")
+        ax.set_ylabel(name)
+        ax.set_xticks(sorted(part["level"].unique()))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{task}: degradation under probe {probe}", fontsize=11)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return f'<img class=plot alt="degradation curves {esc(task)} {esc(probe)}" src="{data_uri(buffer.getvalue())}">'
+
+
+# -- reconstruction grids --------------------------------------------------------
+def collect_examples(folders: list[Path], rows: pd.DataFrame) -> dict:
+    """{(task, probe, level): {image_id: {"truth": (folder, file), "init": ..., "methods": {method: example}}}}."""
+    kept = set(rows["config_hash"].unique())
+    grids: dict = {}
+    seen = set()
+    for folder in folders:
+        for index in load_examples(folder):
+            label = label_of(index["method"], index["task"], index["probe"])
+            if index.get("config_hash") not in kept or label in seen:
+                continue
+            seen.add(label)
+            for e in index["examples"]:
+                cell = grids.setdefault((index["task"], index["probe"], e["level"]), {}).setdefault(e["image_id"], {"methods": {}})
+                cell.setdefault("truth", (index["folder"], e["files"]["truth"]))
+                cell.setdefault("init", (index["folder"], e["files"]["init"], e["init_psnr"]))
+                cell["methods"][index["method"]] = (index["folder"], e["files"]["recon"], e["psnr"], e["ssim"])
+    return grids
+
+
+def figure(folder: Path, file: str, caption: str) -> str:
+    path = Path(folder) / file
+    if not path.is_file():
+        return f"<figure><figcaption>{caption}<br>(image missing)</figcaption></figure>"
+    from PIL import Image
+
+    with Image.open(path) as im:
+        small = max(im.size) < 200
+    return (f'<figure><img{" class=px" if small else ""} alt="{esc(file)}" src="{data_uri(path.read_bytes())}">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+def grid_html(images: dict, order: list[str]) -> str:
+    parts = []
+    for image_id, cell in images.items():
+        methods = [m for m in order if m in cell["methods"]] + sorted(set(cell["methods"]) - set(order))
+        best = max((cell["methods"][m][2] for m in methods), default=float("nan"))
+        figs = [figure(cell["truth"][0], cell["truth"][1], f"ground truth<br>{esc(image_id)}"),
+                figure(cell["init"][0], cell["init"][1], f"initializer<br>{fmt(cell['init'][2])} dB")]
+        for m in methods:
+            folder, file, psnr, ssim = cell["methods"][m]
+            mark = "<b>" if psnr == best else ""
+            figs.append(figure(folder, file, f"{esc(m)}<br>{mark}{fmt(psnr)} dB{'</b>' if mark else ''}, SSIM {fmt(ssim, 3)}"))
+        small, big = f"repeat({len(figs)},minmax(90px,220px))", f"repeat({len(figs)},minmax(0,1fr))"
+        parts.append(f'<div class=grid title="click to enlarge" data-small="{small}" data-big="{big}" '
+                     f'style="grid-template-columns:{small}">{"".join(figs)}</div>')
+    return "".join(parts)
+
+
+# -- provenance -------------------------------------------------------------------
+def wall_seconds(folder: Path, rows: pd.DataFrame) -> float:
+    """Sum over the folder's combinations of (rows file written) - (resolved config written at its start)."""
+    total = 0.0
+    combos = rows[["method", "task", "probe", "config_hash"]].drop_duplicates()
+    for r in combos.itertuples():
+        start = folder / "configs" / f"{label_of(r.method, r.task, r.probe)}.yaml"
+        end = folder / "rows" / f"{r.config_hash}.parquet"
+        if start.is_file() and end.is_file():
+            total += max(0.0, end.stat().st_mtime - start.stat().st_mtime)
+    return total
+
+
+def finished_at(folder: Path) -> str:
+    files = list((folder / "rows").glob("*.parquet")) or [folder / "results.parquet"]
+    times = [f.stat().st_mtime for f in files if f.is_file()]
+    if not times:
+        return "?"
+    return dt.datetime.fromtimestamp(max(times), dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m {seconds % 60:02d}s" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+def provenance_html(folders: list[Path], rows: pd.DataFrame) -> str:
+    out_rows, totals = [], [0.0, 0.0, 0.0]
+    for folder in folders:
+        mine = merge.load(folder)
+        mine = mine[mine["config_hash"].isin(rows["config_hash"])]
+        if mine.empty:
+            continue
+        wall = wall_seconds(folder, mine)
+        evals = float(mine["seconds"].sum())
+        train = float(mine.drop_duplicates("checkpoint")["train_minutes"].sum()) if "checkpoint" in mine else 0.0
+        totals = [totals[0] + wall, totals[1] + evals, totals[2] + train]
+        join = lambda col: ", ".join(sorted(map(str, mine[col].unique())))  # noqa: E731
+        out_rows.append([(esc(folder), None), (esc(join("profile")), None), (esc(join("device")), None),
+                         (esc(join("git_rev")), None), (finished_at(folder), None),
+                         (str(mine["config_hash"].nunique()), mine["config_hash"].nunique()),
+                         (duration(wall), wall), (duration(evals), evals), (f"{train:.1f}", train)])
+    if len(out_rows) > 1:
+        out_rows.append([("<b>total</b>", None)] + [("", None)] * 5 + [(duration(totals[0]), totals[0]),
+                        (duration(totals[1]), totals[1]), (f"{totals[2]:.1f}", totals[2])])
+    columns = ["sweep folder", "profile", "device", "git revision", "finished", "combinations",
+               "wall time", "evaluation time", "training min"]
+    caption = ("wall time: from each combination's start (its resolved config) to its stored rows, summed; "
+               "evaluation: reconstruction seconds summed over images; training: minutes of the checkpoints used, "
+               "as recorded when they were trained (released checkpoints were trained earlier)")
+    return table(columns, out_rows, caption)
+
+
+def references_html(rows: pd.DataFrame) -> str:
+    refs = references.load()
+    if refs.empty:
+        return "<p class=muted>No published references (results/references.yaml).</p>"
+    ours = leaderboard.nominal(rows)[["task", "method", "psnr_mean"]] if not rows.empty else pd.DataFrame(columns=["task", "method", "psnr_mean"])
+    merged = refs.merge(ours, on=["task", "method"], how="left")
+    body = [[(esc(r.method), None), (esc(r.task), None), (fmt(r.psnr), r.psnr), (fmt(r.psnr_mean) or "not run", r.psnr_mean),
+             (fmt(r.psnr_mean - r.psnr), r.psnr_mean - r.psnr), (esc(r.source), None)] for r in merged.itertuples()]
+    return table(["method", "task", "published PSNR", "regbench PSNR", "gap (dB)", "source"], body)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def nominal_first(probe: str) -> tuple:
+    return (probe != "nominal", probe)
+
+
+# -- the page ------------------------------------------------------------------
+def render(folders: list[Path], rows: pd.DataFrame) -> str:
+    folders = [Path(f) for f in folders]
+    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    board = leaderboard.aggregate(rows)
+    grids = collect_examples(folders, rows) if not rows.empty else {}
+    tasks = sorted(rows["task"].unique()) if not rows.empty else []
+    n_methods = rows["method"].nunique() if not rows.empty else 0
+    body = [f"<h1>regbench report</h1><p class=muted>generated {generated}; {plural(len(rows), 'result row')}, "
+            f"{plural(n_methods, 'method')}, {plural(len(tasks), 'task')}. "
+            "Self-contained: open it anywhere, no network needed.</p>",
+            "<nav>" + "".join(f'<a href="#task-{esc(t)}">{esc(t)}</a>' for t in tasks)
+            + '<a href="#references">published references</a><a href="#provenance">provenance</a></nav>']
+    if rows.empty:
+        body.append("<p>No finished combinations yet.</p>")
+    for task in tasks:
+        task_rows = rows[rows["task"] == task]
+        overall = references.with_references(leaderboard.nominal(task_rows))
+        order = list(overall["method"])
+        body.append(f'<h2 id="task-{esc(task)}">{esc(task)}</h2><h3>Leaderboard</h3>{overall_table(overall)}')
+        part = board[board["task"] == task]
+        for probe in sorted(part["probe"].unique(), key=nominal_first):
+            probe_part = part[part["probe"] == probe]
+            levels = sorted(probe_part["level"].unique())
+            body.append(f"<h3>Probe {esc(probe)} ({'levels' if len(levels) > 1 else 'level'} {', '.join(map(str, levels))})</h3>"
+                        f"{probe_html(probe_part, probe)}")
+            if len(levels) > 1:
+                body.append(degradation_plot(probe_part, task, probe))
+        shown = sorted((k for k in grids if k[0] == task), key=lambda k: (nominal_first(k[1]), k[2]))
+        if shown:
+            body.append("<h3>Reconstructions</h3><p class=muted>ground truth, initializer, then each method "
+                        "(best first); PSNR/SSIM of that image in the captions</p>")
+        for key in shown:
+            body.append(f"<h4>probe {esc(key[1])}, level {esc(key[2])}</h4>{grid_html(grids[key], order)}")
+    if not tasks or not any(k[0] in tasks for k in grids):
+        body.append("<p class=muted>No example reconstructions kept (examples=0, or results from before they existed).</p>")
+    body.append(f'<h2 id="references">Published references</h2>{references_html(rows)}')
+    body.append(f'<h2 id="provenance">Provenance</h2>{provenance_html(folders, rows) if not rows.empty else ""}')
+    return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width,initial-scale=1'><title>regbench report</title>"
+            f"<style>{CSS}</style></head><body>{''.join(body)}<script>{JS}</script></body></html>")
+
+
+def write_report(folders: list[str | Path], out_html: str | Path, rows: pd.DataFrame | None = None) -> Path:
+    folders = [Path(f) for f in folders]
+    rows = merge.merge(folders) if rows is None else rows
+    out_html = Path(out_html)
+    atomic_write_text(out_html, render(folders, rows))
+    return out_html
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="OUT folders of sweeps")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="merge the folders into this folder (results.parquet, leaderboard.md/.csv, report.html)")
+    args = parser.parse_args(argv)
+    folders = [f.resolve() for f in args.folders]
+    try:
+        if args.out is None:
+            if len(folders) > 1:
+                parser.error("several folders: give --out FOLDER for the merged leaderboard")
+            path = write_report(folders, folders[0] / "report.html")
+        else:
+            out = args.out.resolve()
+            if out in folders and len(folders) > 1:
+                parser.error(f"--out {out} is one of the merged sweep folders; choose another folder")
+            rows = merge.merge(folders)
+            if out not in folders:
+                merge.write(rows, out)
+            path = write_report(folders, out / "report.html", rows)
+            print(f"leaderboard: {out / 'leaderboard.md'} ({len(rows)} rows from {len(folders)} folders)")
+    except (OSError, ValueError) as err:
+        print(f"regbench: error: {err}", file=sys.stderr)
+        return 2
+    print(f"report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
