@@ -91,6 +91,15 @@ def entry(cfg: DictConfig, name: str, key: str) -> dict | None:
     return next((e for _, e in _candidates(cfg, name, key)), None)
 
 
+def load_cached(cfg: DictConfig, name: str, key: str) -> tuple[dict, dict] | None:
+    """Like `load`, but only the cache (what a run trained), never the released folder."""
+    released = weights_root(cfg)
+    for path, entry in _candidates(cfg, name, key):
+        if path.parent != released and path.exists() and _sha256(path.read_bytes()) == entry.get("sha256"):
+            return torch.load(path, map_location="cpu", weights_only=True), entry
+    return None
+
+
 def load(cfg: DictConfig, name: str, key: str) -> tuple[dict, dict] | None:
     """(state_dict, manifest entry) of a valid checkpoint for `key`, or None."""
     for path, entry in _candidates(cfg, name, key):

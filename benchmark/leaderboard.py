@@ -27,6 +27,8 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
         n_images=("image_id", "nunique"),
         converged_frac=("converged", "mean"),
         n_failed=("failed", "sum"),
+        **({"variant": ("variant", "first")} if "variant" in rows else {}),
+        **({"sensitivity_std": ("sensitivity_std", "mean")} if "sensitivity_std" in rows else {}),
     ).reset_index()
     board[["psnr_std", "ssim_std"]] = board[["psnr_std", "ssim_std"]].fillna(0.0)
     return board.sort_values(["task", "probe", "level", "psnr_mean"], ascending=[True, True, True, False], ignore_index=True)
@@ -37,7 +39,8 @@ def to_markdown(board: pd.DataFrame) -> str:
         return "# regbench leaderboard\n\nNo finished combinations yet.\n"
     lines = ["# regbench leaderboard", ""]
     for (task, probe, level), part in board.groupby(["task", "probe", "level"], sort=False):
-        lines += [f"## {task} / {probe} / level {level}", ""]
+        variant = f" ({part['variant'].iloc[0]})" if "variant" in part and isinstance(part["variant"].iloc[0], str) else ""
+        lines += [f"## {task} / {probe} / level {level}{variant}", ""]
         table = pd.DataFrame({
             "method": part["method"],
             "PSNR (dB)": [f"{m:.2f} ± {s:.2f}" for m, s in zip(part["psnr_mean"], part["psnr_std"])],
@@ -50,8 +53,43 @@ def to_markdown(board: pd.DataFrame) -> str:
             "images": part["n_images"],
             "failed": part["n_failed"].astype(int),  # PSNR/SSIM are means over the images that did not fail
         })
+        if "sensitivity_std" in part and part["sensitivity_std"].notna().any():
+            table["sensitivity std"] = part["sensitivity_std"].map(lambda v: f"{v:.4f}")
         lines += [table.to_markdown(index=False), ""]
+    summary = probe_summary(board)
+    if not summary.empty:
+        lines += ["## Probe summaries", "",
+                  "drop: PSNR at level 0 minus the mean over perturbed levels; auc: mean PSNR over the levels "
+                  "(trapezoid in level order); sensitivity std: mean per-pixel std over noise realizations.", "",
+                  summary.round(4).to_markdown(index=False), ""]
     return "\n".join(lines)
+
+
+def probe_summary(board: pd.DataFrame) -> pd.DataFrame:
+    """One line per task x probe x method, for probes with perturbed levels: PSNR at
+    level 0, at the worst level, the mean drop from level 0 over the perturbed levels,
+    the area under the degradation curve (mean PSNR over all levels, trapezoid in
+    level order), and the sensitivity std where the probe measured it."""
+    out = []
+    for (task, probe, method), part in board.groupby(["task", "probe", "method"], sort=False):
+        part = part.sort_values("level")
+        nominal_psnr = part.loc[part.level == 0, "psnr_mean"]
+        perturbed = part[part.level != 0]
+        row = {"task": task, "probe": probe, "method": method}
+        if "sensitivity_std" in part and part["sensitivity_std"].notna().any():
+            row["sensitivity_std"] = float(part["sensitivity_std"].mean())
+        elif perturbed.empty or nominal_psnr.empty:
+            continue
+        if not perturbed.empty and not nominal_psnr.empty:
+            p0 = float(nominal_psnr.iloc[0])
+            psnr, level = part["psnr_mean"].to_numpy(), part["level"].to_numpy(dtype=float)
+            span = level[-1] - level[0]
+            auc = float(((psnr[1:] + psnr[:-1]) / 2 * (level[1:] - level[:-1])).sum() / span) if span > 0 else p0
+            worst = perturbed.loc[perturbed.psnr_mean.idxmin()]
+            row.update(psnr_nominal=p0, psnr_worst=float(worst.psnr_mean), worst_level=worst.level,
+                       drop_db=p0 - float(perturbed.psnr_mean.mean()), auc_psnr=auc)
+        out.append(row)
+    return pd.DataFrame(out)
 
 
 def nominal(rows: pd.DataFrame) -> pd.DataFrame:

@@ -176,8 +176,10 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
                 log.warning("%s %s level %s: %s", cfg.method.name, s.image_id, level, status)
             if not failed:
                 examples.add(level, s, x_hat, metrics)
+                metrics.update(probe.extra(method, task, s, x_hat, solver, cfg.seed,
+                                           lambda sample: guarded_reconstruct(method, sample, solver)[:2]))
             rows.append({
-                **common, "level": level, "image_id": s.image_id, "height": s.x.shape[-2], "width": s.x.shape[-1],
+                **common, "level": level, "variant": probe.label(level), "image_id": s.image_id, "height": s.x.shape[-2], "width": s.x.shape[-1],
                 **metrics, "seconds": seconds, "iterations": int(info.get("iterations", 0)),
                 "converged": bool(info.get("converged", True)) and not failed,
                 "rel_change": float(info.get("rel_change", float("nan"))),
@@ -219,7 +221,7 @@ def run(cfg: DictConfig) -> dict:
     store.write_rows(combo, rows)
     board = store.refresh()
     log_combination(cfg, rows, board)  # logger=wandb: one W&B run; never raises
-    mine = board[(board.method == cfg.method.name) & (board.task == cfg.task.name)]
+    mine = board[(board.method == cfg.method.name) & (board.task == cfg.task.name) & (board.probe == cfg.probe.name)]
     for r in mine.itertuples():
         log.info("%s level %s: PSNR %.2f +- %.2f dB, SSIM %.4f, %.2fs/image over %d images (eval %.0fs)", label, r.level,
                  r.psnr_mean, r.psnr_std, r.ssim_mean, r.seconds_mean, r.n_images, time.perf_counter() - t0)

@@ -32,7 +32,7 @@ class DenoisingTask(Task):
         noise_seed = stable_seed(self.name, split, image_id, seed)
         physics = self.physics(noise_seed, x.device, noise_scale)
         y = physics(x)
-        return y, physics, physics.A_adjoint(y)
+        return y, physics, self.initialize(y, physics)
 
     def describe(self) -> dict:
         return {**super().describe(), "sigma": self.sigma * 255.0}

@@ -38,6 +38,10 @@ class Task:
         """(y, physics, initializer) for ground truth x; noise_scale multiplies the noise level."""
         raise NotImplementedError
 
+    def initialize(self, y: torch.Tensor, physics) -> torch.Tensor:
+        """The initializer the methods start from (A^T y by default; tasks override: FBP, zero-filling)."""
+        return physics.A_adjoint(y)
+
     def samples(self, split: str, n: int | None, crop: int | None, seed: int, device, noise_scale: float = 1.0) -> Iterator[Sample]:
         images = self.split(split)
         for image_id in images.ids()[:n] if n else images.ids():

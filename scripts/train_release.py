@@ -4,7 +4,11 @@ cpu profile and write results/weights/ (checkpoints + MANIFEST.json).
 Each manifest entry records the method's training spec (whose hash is the
 checkpoint key), training data, seed, git revision, device, training minutes
 and the calibration PSNR on the default task. Usage:
-    python -m scripts.train_release [method=crr] [profile=cpu]
+    python -m scripts.train_release [method=crr] [profile=cpu] [from_cache=true]
+
+from_cache=true releases the checkpoint a `make benchmark` run already trained
+into the cache for the same key (same spec, so the same weights it would train
+again), instead of training a second time.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ log = logging.getLogger("regbench")
 DEFAULT_METHODS = ("crr", "wcrr")
 
 
-def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = ()) -> dict:
+def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), from_cache: bool = False) -> dict:
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(checkpoints.REPO_ROOT / "configs"), version_base="1.3"):
@@ -30,8 +34,18 @@ def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = ()) 
     key = checkpoints.checkpoint_key(spec)
     device = resolve_device(str(cfg.device))
     model = build(cfg.method.model).to(device)
-    log.info("%s: training for release (key %s)", method, key)
-    entry = train_method(cfg, model, device, spec)
+    cached = checkpoints.load_cached(cfg, method, key) if from_cache else None
+    if from_cache and cached is None:
+        raise SystemExit(f"{method}: no valid cached checkpoint for key {key} in {checkpoints.cache_root(cfg)}; run without from_cache")
+    if cached is not None:
+        state, entry = cached
+        model.load_state_dict(state)
+        model.to(device)
+        entry = {k: v for k, v in entry.items() if k not in ("key", "file", "sha256", "created")}
+        log.info("%s: releasing the cached checkpoint (key %s, trained %s)", method, key, cached[1].get("created"))
+    else:
+        log.info("%s: training for release (key %s)", method, key)
+        entry = train_method(cfg, model, device, spec)
     model.eval()
     task = build(cfg.task.spec)
     hp, psnr = fit_hyperparameters(cfg, model, task, device, key)
@@ -44,9 +58,10 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
     methods = [a.split("=", 1)[1] for a in argv if a.startswith("method=")]
     profile = next((a.split("=", 1)[1] for a in argv if a.startswith("profile=")), "cpu")
-    rest = tuple(a for a in argv if not a.startswith(("method=", "profile=")))
+    from_cache = any(a == "from_cache=true" for a in argv)
+    rest = tuple(a for a in argv if not a.startswith(("method=", "profile=", "from_cache=")))
     for name in (",".join(methods).split(",") if methods else DEFAULT_METHODS):
-        entry = release(name, profile, rest)
+        entry = release(name, profile, rest, from_cache)
         log.info("%s: released %s (%.1f min, calibration %.2f dB)", name, entry["file"], entry["train_minutes"], entry["calibration"]["psnr"])
 
 

@@ -32,3 +32,87 @@ def test_level_zero_reproduces_the_nominal_measurements(task):
 def test_levels_must_start_at_the_nominal_task():
     with pytest.raises(ValueError, match=r"probe.levels=\[1, 2\] is not allowed"):
         NoiseSweep(levels=[1, 2])
+
+
+def test_noise_model_levels_make_the_stated_noise(task):
+    from benchmark.probes import NoiseModel
+
+    probe = NoiseModel()
+    sigma = 25 / 255
+    by_level = {lv: list(probe.samples(task, lv, 4, 128, 0, "cpu")) for lv in probe.levels}
+    nominal = list(Probe().samples(task, 0, 4, 128, 0, "cpu"))
+    assert all(torch.equal(a.y, b.y) for a, b in zip(by_level[0], nominal))
+    # 1 Poisson-Gaussian: variance sigma^2 + 0.02^2 * x, checked on bright and dark pixels separately
+    x = torch.cat([s.x.flatten() for s in by_level[1]])
+    r = torch.cat([(s.y - s.x).flatten() for s in by_level[1]])
+    for mask in (x > 0.6, x < 0.3):
+        expected = (sigma**2 + 0.02**2 * x[mask].mean()) ** 0.5
+        assert float(r[mask].std()) == pytest.approx(float(expected), rel=0.05)
+    # 2 salt and pepper: 5% of the measurements at the image's min or max
+    hits = [((s.y == s.x.min()) | (s.y == s.x.max())).float().mean() for s in by_level[2]]
+    assert float(sum(hits) / len(hits)) == pytest.approx(0.05, abs=0.01)
+    # 3 uniform with the nominal std: bounded by sqrt(3) sigma
+    r = torch.cat([(s.y - s.x).flatten() for s in by_level[3]])
+    assert float(r.std()) == pytest.approx(sigma, rel=0.03) and float(r.abs().max()) <= 3**0.5 * sigma + 1e-6
+    assert probe.label(1) == "poisson_gaussian" and probe.label(3) == "uniform"
+    with pytest.raises(ValueError, match="noise_model levels \\[4\\] are not allowed"):
+        NoiseModel(levels=[0, 4])
+
+
+def test_ood_levels_bring_other_images_through_the_same_operator(task):
+    from benchmark.probes import OutOfDistribution
+    from regbench_datasets.bundled import Phantoms, SkimageImages
+
+    probe = OutOfDistribution([SkimageImages(), Phantoms(n=2, size=64)])
+    assert probe.levels == [0, 1, 2] and probe.label(1) == "skimage" and probe.label(2) == "phantoms"
+    texts = list(probe.samples(task, 1, 3, 96, 0, "cpu"))
+    assert [s.image_id for s in texts] == ["skimage/text", "skimage/page", "skimage/brick"]
+    assert all(s.x.shape == (1, 1, 96, 96) and 0 <= float(s.x.min()) and float(s.x.max()) <= 1 for s in texts)
+    noise = torch.cat([(s.y - s.x).flatten() for s in texts])
+    assert float(noise.std()) == pytest.approx(25 / 255, rel=0.05)
+    a = [s.x for s in probe.samples(task, 2, None, None, 0, "cpu")]
+    b = [s.x for s in probe.samples(task, 2, None, None, 0, "cpu")]
+    assert len(a) == 3 and all(torch.equal(u, v) for u, v in zip(a, b))  # phantoms are seeded
+    assert not torch.equal(a[1], a[2])
+
+
+def test_sensitivity_measures_the_spread_over_noise_realizations(task):
+    from benchmark.probes import Sensitivity
+    from regbench_methods.tv import TV
+
+    method = TV()
+    method.hp["lam"] = 0.07
+    solver = {"tol": 1e-4, "max_iter": 200}
+    probe = Sensitivity(realizations=4)
+    s = next(probe.samples(task, 0, 1, 48, 0, "cpu"))
+    x_hat, _ = method.reconstruct(s.y, s.physics, s.x0, solver)
+    extra = probe.extra(method, task, s, x_hat, solver, 0, lambda smp: method.reconstruct(smp.y, smp.physics, smp.x0, solver))
+    assert extra["realizations"] == 4
+    # a denoiser's output varies less than its input noise, and not at all would be a bug
+    assert 0.1 * 25 / 255 < extra["sensitivity_std"] < 25 / 255 and extra["sensitivity_max"] >= extra["sensitivity_std"]
+    with pytest.raises(ValueError, match="realizations=1 is not allowed"):
+        Sensitivity(realizations=1)
+
+
+def test_probe_sweep_rows_carry_variants_and_summaries(tmp_path):
+    import pandas as pd
+
+    from conftest import run_cli
+
+    out = tmp_path / "out"
+    proc = run_cli("-m", "method=tv", "probe=nominal,noise_model,ood,sensitivity", "profile=smoke", f"out={out}",
+                   "progress=false", cache=tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = pd.read_parquet(out / "results.parquet")
+    assert sorted(rows.probe.unique()) == ["noise_model", "nominal", "ood", "sensitivity"]
+    assert set(rows[rows.probe == "noise_model"].variant) == {"nominal", "poisson_gaussian", "salt_pepper", "uniform"}
+    assert set(rows[rows.probe == "ood"].variant) == {"nominal", "skimage", "phantoms"}
+    # level 0 of every probe is the nominal task, bit for bit
+    level0 = rows[rows.level == 0].pivot_table(index="image_id", columns="probe", values="psnr")
+    assert (level0.nunique(axis=1) == 1).all()
+    sens = rows[rows.probe == "sensitivity"]
+    assert sens.sensitivity_std.between(1e-4, 25 / 255).all() and (sens.realizations == 2).all()
+    md = (out / "leaderboard.md").read_text()
+    assert "## denoise_bsd68 / noise_model / level 2 (salt_pepper)" in md and "## Probe summaries" in md
+    summary = md.split("## Probe summaries")[1]
+    assert "| noise_model | tv" in summary and "| ood" in summary
