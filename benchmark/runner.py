@@ -104,9 +104,12 @@ def guarded_reconstruct(method, sample, solver: dict):
         x_hat, info = reconstruct(method, sample, solver)
     except (RuntimeError, ValueError, ArithmeticError) as err:
         return None, {"converged": False}, f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+    status = info.get("status", "ok")
+    if status.startswith("diverged"):
+        return None, info, f"failed: {status}"
     if not bool(torch.isfinite(x_hat).all()):
-        return None, info, "failed: non-finite reconstruction" + (f" ({info['status']})" if info.get("status", "ok") != "ok" else "")
-    return x_hat, info, info.get("status", "ok")
+        return None, info, "failed: non-finite reconstruction" + (f" ({status})" if status != "ok" else "")
+    return x_hat, info, status
 
 
 def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str) -> tuple[dict, float]:

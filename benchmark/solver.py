@@ -79,8 +79,8 @@ def apg(
             x_new = prox(z - g / L, 1.0 / L)
         step = x_new - x
         rel = float((_batch_norm(step) / _batch_norm(x).clamp_min(1e-12)).max())
-        if not math.isfinite(rel):  # NaN/inf iterate: stop now, say so
-            return x_new, SolveInfo(k, False, rel, restarts, energies, f"diverged: non-finite iterate at iteration {k}")
+        if not math.isfinite(rel):  # NaN or overflowing iterates: stop now, say so
+            return x_new, SolveInfo(k, False, rel, restarts, energies, f"diverged: iterates overflow or are NaN at iteration {k}")
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         if restart and float(((z - x_new) * step).sum()) > 0:
             t_new, z = 1.0, x_new.clone()
