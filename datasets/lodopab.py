@@ -33,7 +33,8 @@ PARTS = {"train": "train", "calib": "validation", "validation": "validation", "t
 DOWNLOAD_SIZES = {"train": "~30 GB", "validation": "~3 GB", "test": "~3 GB"}
 
 
-def ensure_part(root: Path, part: str, allow_download: bool, record: str = RECORD) -> list[Path]:
+def ensure_part(root: Path, part: str, allow_download: bool, record: str | None = None) -> list[Path]:
+    record = record or RECORD
     folder = root / "LoDoPaB-CT"
     files = sorted(folder.glob(f"ground_truth_{part}_*.hdf5"))
     if files:
