@@ -49,7 +49,7 @@ def test_tv_improves_on_every_initializer(task_sweep):
         index = json.loads((out / "examples" / f"tv__{task}__nominal" / "index.json").read_text())
         init = sum(e["init_psnr"] for e in index["examples"]) / len(index["examples"])
         tv = sum(e["psnr"] for e in index["examples"]) / len(index["examples"])
-        assert tv > init + 0.5, f"{task}: TV {tv:.2f} dB vs initializer {init:.2f} dB"
+        assert tv > init + 0.3, f"{task}: TV {tv:.2f} dB vs initializer {init:.2f} dB"
 
 
 def test_calibrated_weights_differ_between_tasks(task_sweep):

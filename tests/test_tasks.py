@@ -113,11 +113,11 @@ def _expected_shapes(name, task, n):
 @pytest.mark.parametrize("name", INVERSE_TASKS)
 def test_every_task_yields_the_documented_shapes_and_noise_level(name):
     """Noise = y - (the same measurement at noise scale 0): the operator is seeded
-    independently of the noise. Its std over 8 images (>= 8k entries) is the
+    independently of the noise. Its std over 12 images (> 6k entries) is the
     nominal one within 5%; entries the operator does not observe carry no noise."""
     task = _task(name)
     noise = []
-    for i in range(8):
+    for i in range(12):
         s, clean = _one(task, index=i), _one(task, index=i, noise_scale=0.0)
         x_shape, y_shape = _expected_shapes(name, task, CROP)
         assert tuple(s.x.shape) == x_shape and tuple(s.y.shape) == y_shape and s.x0.shape == s.x.shape
@@ -130,7 +130,7 @@ def test_every_task_yields_the_documented_shapes_and_noise_level(name):
         sigma = task.noise * float(clean.y.abs().mean()) if name.startswith("ct_") else task.sigma
         noise.append(n[observed] / sigma)
     assert float(torch.cat(noise).std()) == pytest.approx(1.0, rel=0.05)
-    assert torch.cat(noise).numel() > 8_000
+    assert torch.cat(noise).numel() > 6_000
 
 
 @needs_bsds
