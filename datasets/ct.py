@@ -15,8 +15,9 @@ Data: phantoms rendered at the reconstruction size r (the profile's crop, at mos
 `size`). No inverse crime: the ground truth is the pixel average of the phantom
 sampled `oversample` times finer, and the sinogram is simulated by the ray
 transform of that finer grid (same geometry and detector), so the data are never
-in the range of the reconstruction operator. Image sets that cannot render
-(e.g. LoDoPaB) are area-resized to r and bilinearly upsampled for the simulation.
+in the range of the reconstruction operator. Square images that cannot be
+rendered (e.g. LoDoPaB) are resized from their native grid to r (area average)
+and, for the simulation, to r * oversample (area, or bilinear when upsampling).
 
 Noise: white Gaussian on the sinogram with std `noise` times the mean absolute
 value of the clean sinogram (DIVal's relative noise), fixed per (task, split,
@@ -133,6 +134,8 @@ class CTTask(Task):
         if hasattr(images, "render_fine"):
             return images.render_fine(image_id, n)
         x = images.load(image_id).unsqueeze(0)
+        if n <= x.shape[-1]:
+            return F.interpolate(x, size=(n, n), mode="area")[0]
         return F.interpolate(x, size=(n, n), mode="bilinear", align_corners=False)[0]
 
     def image(self, split: str, image_id: str, crop: int | None) -> torch.Tensor:

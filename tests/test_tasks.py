@@ -227,6 +227,9 @@ def test_lodopab_downloads_from_its_record_and_checks_the_md5(tmp_path, monkeypa
     data = lodopab.LoDoPaB("test", root=str(root))
     assert data.ids() == ["000-000", "000-001", "000-002"] and data.load("000-001").shape == (1, 16, 16)
     assert sorted(p.name for p in (root / "LoDoPaB-CT").iterdir()) == ["ground_truth_test_000.hdf5"]
+    task = CTTask(data, data, data, angles=10, size=12, noise=0.05)  # LoDoPaB slices as CT test data
+    s = _one(task, crop=None)
+    assert s.x.shape == (1, 1, 12, 12) and s.y.shape[:3] == (1, 1, 10) and s.x0.shape == s.x.shape
 
 
 def test_lodopab_missing_without_download_names_the_fix(tmp_path):
