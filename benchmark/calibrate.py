@@ -2,7 +2,11 @@
 
 Golden-section search of the mean calibration PSNR in log scale, one
 hyperparameter after the other, each in [v / span, v * span] around its
-current value (the trained value for learned methods).
+current value (the trained value for learned methods). When the best value is
+the outermost one tried, the optimum may lie beyond the span (a regularizer
+trained on denoising at sigma=25/255 needs a far smaller lambda on a task with
+noise 0.01): the search then steps outward in doubling steps of span/2 (in log
+scale) while the PSNR improves, and refines inside the bracket found.
 """
 from __future__ import annotations
 
@@ -39,6 +43,36 @@ def golden_section(score: Callable[[float], float], lo: float, hi: float, evals:
     return best, seen[best]
 
 
+MAX_STEPS_OUT = 6  # doubling steps beyond the span: up to span * e^(31 * ln(span) / 2) away
+
+
+def search(score: Callable[[float], float], center: float, width: float, evals: int) -> tuple[float, float]:
+    """Maximize score on [center - width, center + width] (golden section); if the best
+    point is the outermost tried, follow the trend outward, then refine in the bracket."""
+    seen: dict[float, float] = {}
+
+    def f(x):
+        if x not in seen:
+            seen[x] = score(x)
+        return seen[x]
+
+    best, f_best = golden_section(f, center - width, center + width, evals)
+    direction = -1 if best == min(seen) else 1 if best == max(seen) else 0
+    if direction == 0:
+        return best, f_best
+    inner, step = best, width / 2
+    for _ in range(MAX_STEPS_OUT):
+        x = best + direction * step
+        if not f(x) > f_best:  # the PSNR dropped: the optimum lies between inner and x
+            break
+        inner, best, f_best = best, x, seen[x]
+        step *= 2
+    else:
+        return best, f_best
+    x_ref, f_ref = golden_section(f, min(inner, x), max(inner, x), max(3, evals // 2))
+    return (x_ref, f_ref) if f_ref > f_best else (best, f_best)
+
+
 def calibrate(method, psnr_of: Callable[[dict], float], evals: int) -> tuple[dict, float]:
     """Set method.hp to the best values found; returns (hp, calibration PSNR)."""
     best_psnr = -math.inf
@@ -49,6 +83,6 @@ def calibrate(method, psnr_of: Callable[[dict], float], evals: int) -> tuple[dic
         def score(log_v, name=name):
             return psnr_of({**method.hp, name: math.exp(log_v)})
 
-        log_v, best_psnr = golden_section(score, center - width, center + width, evals)
+        log_v, best_psnr = search(score, center, width, evals)
         method.hp[name] = math.exp(log_v)
     return dict(method.hp), best_psnr

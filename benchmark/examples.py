@@ -66,7 +66,7 @@ class ExampleKeeper:
             atomic_write(self.folder / files[kind], lambda p, blob=blob: p.write_bytes(blob))
         from benchmark.metrics import image_metrics
 
-        init_psnr = image_metrics(sample.x0, sample.x)["psnr"] if sample.x0.shape == sample.x.shape else float("nan")
+        init_psnr = image_metrics(sample.x0, sample.x, sample.max_pixel)["psnr"] if sample.x0.shape == sample.x.shape else float("nan")
         self.index["examples"].append({"level": level, "image_id": str(sample.image_id), "psnr": metrics["psnr"],
                                        "ssim": metrics["ssim"], "init_psnr": init_psnr, "files": files})
         atomic_write_text(self.folder / INDEX, json.dumps(self.index, indent=1))

@@ -1,4 +1,8 @@
-"""Image quality metrics (deepinv's), on the data range [0, 1]."""
+"""Image quality metrics (deepinv's), on the data range [0, max_pixel] (default [0, 1]).
+
+max_pixel=None uses each ground truth's own range [min, max] (deepinv's convention
+for it), which CT tasks declare, as the comparative studies of CT reconstruction do.
+"""
 from __future__ import annotations
 
 import functools
@@ -9,11 +13,12 @@ from deepinv.loss.metric import PSNR, SSIM
 
 @functools.lru_cache(maxsize=None)
 def _metrics(max_pixel: float):
-    return PSNR(max_pixel=max_pixel), SSIM(max_pixel=max_pixel)
+    min_pixel = None if max_pixel is None else 0.0
+    return PSNR(max_pixel=max_pixel, min_pixel=min_pixel), SSIM(max_pixel=max_pixel, min_pixel=min_pixel)
 
 
 @torch.no_grad()
-def image_metrics(x_hat: torch.Tensor, x: torch.Tensor, max_pixel: float = 1.0) -> dict:
+def image_metrics(x_hat: torch.Tensor, x: torch.Tensor, max_pixel: float | None = 1.0) -> dict:
     psnr, ssim = _metrics(max_pixel)
     return {"psnr": float(psnr(x_hat, x).mean()), "ssim": float(ssim(x_hat, x).mean())}
 

@@ -139,7 +139,7 @@ def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str)
             scores = []
             for s in samples:
                 x_hat, _ = reconstruct(method, s, solver)
-                scores.append(image_metrics(x_hat, s.x)["psnr"])
+                scores.append(image_metrics(x_hat, s.x, s.max_pixel)["psnr"])
             value = sum(scores) / len(scores)
             return value if value == value else float("-inf")  # NaN (diverged) ranks last
         finally:
@@ -174,7 +174,7 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - t0
             failed = x_hat is None
-            metrics = {"psnr": float("nan"), "ssim": float("nan")} if failed else image_metrics(x_hat, s.x)
+            metrics = {"psnr": float("nan"), "ssim": float("nan")} if failed else image_metrics(x_hat, s.x, s.max_pixel)
             if status != "ok":
                 log.warning("%s %s level %s: %s", cfg.method.name, s.image_id, level, status)
             if not failed:

@@ -21,10 +21,13 @@ class Sample:
     y: torch.Tensor  # measurement
     physics: object  # deepinv Physics that made y (operator + noise)
     x0: torch.Tensor  # initializer
+    max_pixel: float | None = 1.0  # metric data range: [0, max_pixel]; None: each ground truth's own [min, max]
 
 
 class Task:
     kind = "task"
+    max_pixel: float | None = 1.0  # PSNR/SSIM data range (None: each ground truth's range, as CT studies do)
+    adaptation = "refit"  # methods trained elsewhere (on denoising) keep their weights; lambda etc. are re-fitted here
 
     def __init__(self, name: str, train: ImageSet, calib: ImageSet, test: ImageSet):
         self.name, self.train, self.calib, self.test = name, train, calib, test
@@ -45,9 +48,14 @@ class Task:
     def samples(self, split: str, n: int | None, crop: int | None, seed: int, device, noise_scale: float = 1.0) -> Iterator[Sample]:
         images = self.split(split)
         for image_id in images.ids()[:n] if n else images.ids():
-            x = center_crop(images.load(image_id), crop).unsqueeze(0).to(device)
+            x = self.image(split, image_id, crop).unsqueeze(0).to(device)
             y, physics, x0 = self.measure(x, split, image_id, seed, noise_scale)
-            yield Sample(image_id, x, y, physics, x0)
+            yield Sample(image_id, x, y, physics, x0, self.max_pixel)
+
+    def image(self, split: str, image_id: str, crop: int | None) -> torch.Tensor:
+        """The ground truth (C, H, W) at the profile's size; tasks whose data is rendered (CT phantoms) override this."""
+        return center_crop(self.split(split).load(image_id), crop)
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "train": self.train.name, "calib": self.calib.name, "test": self.test.name}
+        return {"kind": self.kind, "train": self.train.name, "calib": self.calib.name, "test": self.test.name,
+                "adaptation": self.adaptation, "data_range": "ground truth" if self.max_pixel is None else [0, self.max_pixel]}

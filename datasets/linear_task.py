@@ -1,0 +1,47 @@
+"""Common part of the linear inverse problems on natural images (deblurring, MRI,
+super-resolution, inpainting): y = A x + n with white Gaussian noise of std
+`sigma` (on the [0, 1] image scale).
+
+Everything random about a measurement (the noise, and a random operator such as
+a motion kernel or a sampling mask) is drawn from generators seeded by
+(task, split, image id, seed), so every method sees the same data and a rerun
+reproduces it. Subclasses say how to build the operator for an image
+(`operator`) and what the initializer is (`initializer`, default A^T y).
+"""
+from __future__ import annotations
+
+import torch
+from deepinv.physics import GaussianNoise
+
+from benchmark.hashing import stable_seed
+from regbench_datasets.images import ImageSet
+from regbench_datasets.task import Task
+
+
+class LinearTask(Task):
+    kind = "linear"
+
+    def __init__(self, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, name: str = "linear"):
+        if not sigma >= 0:
+            raise ValueError(f"task.sigma={sigma!r} is out of range; allowed: a noise std >= 0 on the [0, 1] image scale")
+        super().__init__(name=name, train=train, calib=calib, test=test)
+        self.sigma = float(sigma)
+
+    def operator(self, x: torch.Tensor, rng: torch.Generator, noise):
+        """The deepinv physics (with `noise` as its noise model) for ground truth x."""
+        raise NotImplementedError
+
+    def initializer(self, y: torch.Tensor, physics) -> torch.Tensor:
+        return physics.A_adjoint(y)
+
+    def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int, noise_scale: float = 1.0):
+        seed = stable_seed(self.name, split, image_id, seed)
+        operator_rng = torch.Generator(device=x.device).manual_seed(seed)
+        noise_rng = torch.Generator(device=x.device).manual_seed(seed ^ 0x5EED)
+        noise = GaussianNoise(sigma=self.sigma * noise_scale, rng=noise_rng)
+        physics = self.operator(x, operator_rng, noise).to(x.device)
+        y = physics(x)
+        return y, physics, self.initializer(y, physics)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "sigma": self.sigma}
