@@ -35,8 +35,8 @@ def validate(cfg: DictConfig) -> None:
     _require(len(levels) > 0 and levels[0] == 0, "probe.spec.levels", levels, "a list starting with level 0 (the nominal task)")
     per_profile = cfg.method.get("reconstruct")
     if per_profile:
-        _require(p.name in per_profile, f"method.reconstruct (of {cfg.method.name})", sorted(per_profile),
-                 f"a section for profile {p.name!r}")
+        _require(per_profile.get(p.name) is not None, f"method.reconstruct (of {cfg.method.name})",
+                 sorted(k for k, v in per_profile.items() if v is not None), f"a section for profile {p.name!r}")
         seeds = per_profile[p.name].get("seeds")
         _require(seeds is None or (isinstance(seeds, ListConfig) and len(seeds) > 0 and all(isinstance(s, int) and s >= 0 for s in seeds)),
                  f"method.reconstruct.{p.name}.seeds", seeds, "a non-empty list of integers >= 0")
