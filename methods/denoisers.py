@@ -20,6 +20,7 @@ convolutions on CPUs with AMX/AVX-512-bf16, ~0.5% gradient error).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -38,6 +39,7 @@ class Preconditioned(Denoiser):
         super().__init__()
         self.net = net
         self.data_mean, self.data_std = float(data_mean), float(data_std)
+        self.bf16 = False  # run the network under bfloat16 autocast (see `precision`)
 
     def _sigma(self, sigma, x: torch.Tensor) -> torch.Tensor:
         s = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
@@ -57,8 +59,23 @@ class Preconditioned(Denoiser):
         s = self._sigma(sigma, x)
         c_skip, c_out, c_in = self.coefficients(s)
         centered = x.float() - self.data_mean
-        f = self.net(c_in * centered, (s.log() / 4).reshape(-1))
+        # (no autocast context at all when off: an enabled=False one would switch off the caller's, e.g. training's)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext():
+            f = self.net(c_in * centered, (s.log() / 4).reshape(-1))
         return self.data_mean + c_skip * centered + c_out * f.float()
+
+
+@contextlib.contextmanager
+def precision(denoiser: torch.nn.Module, bf16: bool):
+    """Within the block, the denoiser's network runs in bfloat16 (`reconstruct.<profile>.bf16`):
+    ~2x faster on CPUs with AMX; the preconditioning and everything around the denoiser
+    (data steps, sampler arithmetic) stay in float32/float64."""
+    before = getattr(denoiser, "bf16", False)
+    denoiser.bf16 = bool(bf16)
+    try:
+        yield
+    finally:
+        denoiser.bf16 = before
 
 
 def seeded_init(module: torch.nn.Module, seed: int) -> None:

@@ -11,7 +11,8 @@ the large levels only the first few steps visit.
 Samplers are stochastic: `reconstruct` draws with `solver["seed"]` (default 0)
 in a forked RNG (the caller's random state is left as it was), the runner
 evaluates each test image once per seed of the method's `reconstruct.<profile>.seeds`,
-and `solver["steps"]` is the number of sampler steps of the profile.
+`solver["steps"]` is the number of sampler steps of the profile and `solver["bf16"]`
+runs the denoiser's network in bfloat16.
 
 - DiffPIR (Zhu et al. 2023): HQS-like; each step denoises, takes the exact
   data prox with weight rho_t = lam sigma_n^2 / sigma_t^2, and re-noises with a
@@ -31,7 +32,7 @@ from deepinv.sampling import DPS as DeepinvDPS
 from deepinv.sampling import DiffPIR as DeepinvDiffPIR
 
 from regbench_methods.base import Hyper, Method, noise_level
-from regbench_methods.denoisers import train_denoiser
+from regbench_methods.denoisers import precision, train_denoiser
 
 
 @contextlib.contextmanager
@@ -60,7 +61,8 @@ class DiffusionPrior(Method):
         steps, seed = int(solver.get("steps", self.default_steps)), int(solver.get("seed", 0))
         if steps < 2:
             raise ValueError(f"{type(self).__name__}: steps={steps}; a sampler needs at least 2 steps")
-        x = self.sample(y, physics, x0, steps, seed)
+        with precision(self.denoiser, solver.get("bf16", False)):
+            x = self.sample(y, physics, x0, steps, seed)
         return x, {"iterations": steps, "seed": seed}
 
     def sample(self, y, physics, x0, steps: int, seed: int) -> torch.Tensor:

@@ -24,7 +24,7 @@ from deepinv.optim.data_fidelity import L2
 from deepinv.optim.prior import PnP as PnPPrior
 
 from regbench_methods.base import Hyper, Method, noise_level
-from regbench_methods.denoisers import train_denoiser
+from regbench_methods.denoisers import precision, train_denoiser
 
 NOISE_FLOOR = 0.01  # DPIR's floor on sigma_n: noiseless tasks still get a finite schedule
 
@@ -70,5 +70,6 @@ class PnP(Method):
             max_iter=len(sigmas),
             early_stop=False,
         )
-        x = algo(y, physics, init=x0)
+        with precision(self.denoiser, solver.get("bf16", False)):
+            x = algo(y, physics, init=x0)
         return x, {"iterations": len(sigmas)}

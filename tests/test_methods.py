@@ -179,3 +179,17 @@ def test_every_new_method_declares_family_hyperparameters_and_convergence_suppor
         assert method.calibration_space() and method.n_params() > 0
         assert method.stochastic == (family == "sampler")
         assert OmegaConf.select(cfg.method, "train.budget.cpu") is not None
+
+
+def test_bf16_precision_runs_only_the_network_in_bfloat16_and_restores_it():
+    from regbench_methods.denoisers import precision
+
+    den = _denoiser()
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        full = den(x, 0.1)
+        with precision(den, True):
+            half = den(x, 0.1)
+            assert half.dtype == torch.float32
+        assert den.bf16 is False and torch.equal(den(x, 0.1), full)
+    assert 0 < (half - full).abs().max() < 1e-2
