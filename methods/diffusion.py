@@ -71,8 +71,11 @@ class DiffusionPrior(Method):
 
 class DiffPIR(DiffusionPrior):
     hyperparameters = {
-        "lam": Hyper(7.0, span=10.0, calibrate=True),  # rho_t = lam sigma_n^2 / sigma_t^2 (the paper: 3..25)
-        "zeta": Hyper(0.3, span=10.0, calibrate=True, bounds=(0.01, 1.0)),  # share of fresh noise per step
+        # rho_t = lam sigma_n^2 / sigma_t^2 (the paper: 3..25); searched in [0.3, 30]
+        "lam": Hyper(3.0, span=10.0, calibrate=True),
+        # share of fresh noise per step; searched in [0.1, 1] (on denoising, 1 did best with a
+        # briefly trained prior: smaller values re-inject the measurement noise through eps)
+        "zeta": Hyper(1.0, span=10.0, calibrate=True, bounds=(0.01, 1.0)),
     }
 
     @torch.no_grad()
