@@ -79,7 +79,7 @@ def test_deal_at_paper_size_is_deepinvs_network():
 def test_deal_reconstructs_any_linear_problem_with_finite_output_of_the_right_shape(crops):
     x, _, _ = crops
     method = DEAL(channels=[1, 4, 8, 16], kernel_size=5, outer_iters=5).eval()
-    physics = dinv.physics.BlurFFT(img_size=(1, 32, 32), filter=dinv.physics.functional.gaussian_blur(1.0),
+    physics = dinv.physics.BlurFFT(img_size=(1, 32, 32), filter=dinv.physics.functional.gaussian_blur(sigma=1.0),
                                    noise_model=dinv.physics.GaussianNoise(0.02))
     y = physics(x)
     out, info = method.reconstruct(y, physics, physics.A_adjoint(y), {})
