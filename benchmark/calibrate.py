@@ -1,12 +1,16 @@
 """Fit a method's calibrated hyperparameters (e.g. lambda) on the calibration images.
 
 Golden-section search of the mean calibration PSNR in log scale, one
-hyperparameter after the other, each in [v / span, v * span] around its
-current value (the trained value for learned methods). When the best value is
-the outermost one tried, the optimum may lie beyond the span (a regularizer
-trained on denoising at sigma=25/255 needs a far smaller lambda on a task with
-noise 0.01): the search then steps outward in doubling steps of span/2 (in log
-scale) while the PSNR improves, and refines inside the bracket found.
+hyperparameter after the other (in the order the method declares them), each in
+[v / span, v * span] around its current value (the trained value for learned
+methods), clipped to the hyperparameter's `bounds`. When the best value is the
+outermost one tried, the optimum may lie beyond the span (a regularizer trained
+on denoising at sigma=25/255 needs a far smaller lambda on a task with noise
+0.01): the search then steps outward in doubling steps of span/2 (in log scale,
+never past the bounds) while the PSNR improves, and refines inside the bracket
+found. Integer hyperparameters (iteration counts) are searched the same way and
+rounded: each whole number is evaluated once, however many search points round
+to it.
 """
 from __future__ import annotations
 
@@ -46,9 +50,10 @@ def golden_section(score: Callable[[float], float], lo: float, hi: float, evals:
 MAX_STEPS_OUT = 6  # doubling steps beyond the span: up to span * e^(31 * ln(span) / 2) away
 
 
-def search(score: Callable[[float], float], center: float, width: float, evals: int) -> tuple[float, float]:
-    """Maximize score on [center - width, center + width] (golden section); if the best
-    point is the outermost tried, follow the trend outward, then refine in the bracket."""
+def search(score: Callable[[float], float], lo: float, hi: float, evals: int,
+           floor: float = -math.inf, ceil: float = math.inf) -> tuple[float, float]:
+    """Maximize score on [lo, hi] (golden section); if the best point is the outermost
+    tried, follow the trend outward (never past [floor, ceil]), then refine in the bracket."""
     seen: dict[float, float] = {}
 
     def f(x):
@@ -56,14 +61,15 @@ def search(score: Callable[[float], float], center: float, width: float, evals: 
             seen[x] = score(x)
         return seen[x]
 
-    best, f_best = golden_section(f, center - width, center + width, evals)
+    best, f_best = golden_section(f, lo, hi, evals)
+    width = (hi - lo) / 2
     direction = -1 if best == min(seen) else 1 if best == max(seen) else 0
     if direction == 0:
         return best, f_best
     inner, step = best, width / 2
     for _ in range(MAX_STEPS_OUT):
-        x = best + direction * step
-        if not f(x) > f_best:  # the PSNR dropped: the optimum lies between inner and x
+        x = min(max(best + direction * step, floor), ceil)
+        if x == best or not f(x) > f_best:  # the PSNR dropped: the optimum lies between inner and x
             break
         inner, best, f_best = best, x, seen[x]
         step *= 2
@@ -77,12 +83,38 @@ def calibrate(method, psnr_of: Callable[[dict], float], evals: int) -> tuple[dic
     """Set method.hp to the best values found; returns (hp, calibration PSNR)."""
     best_psnr = -math.inf
     for name, hyper in method.calibration_space().items():
-        center = math.log(method.hp[name])
-        width = math.log(hyper.span)
+        lo, hi = search_interval(method.hp[name], hyper)
+        value = (lambda v: float(round(v))) if hyper.integer else (lambda v: v)
+        scores: dict[float, float] = {}
 
-        def score(log_v, name=name):
-            return psnr_of({**method.hp, name: math.exp(log_v)})
+        def score(log_v, name=name, value=value, scores=scores):
+            v = value(math.exp(log_v))
+            if v not in scores:
+                scores[v] = psnr_of({**method.hp, name: v})
+            return scores[v]
 
-        log_v, best_psnr = search(score, center, width, evals)
-        method.hp[name] = math.exp(log_v)
+        if value(lo) == value(hi):  # nothing to search (e.g. bounds pin it)
+            log_v, best_psnr = math.log(lo), score(math.log(lo))
+        else:
+            floor, ceil = (math.log(b) if b > 0 else -math.inf for b in search_bounds(hyper))
+            log_v, best_psnr = search(score, math.log(lo), math.log(hi), evals, floor, ceil)
+        method.hp[name] = value(math.exp(log_v))
     return dict(method.hp), best_psnr
+
+
+def search_interval(current: float, hyper) -> tuple[float, float]:
+    """[v / span, v * span] clipped to the hyperparameter's bounds (integers: to >= 1)."""
+    lo, hi = current / hyper.span, current * hyper.span
+    if hyper.bounds is not None:
+        lo, hi = max(lo, hyper.bounds[0]), min(hi, hyper.bounds[1])
+    if hyper.integer:
+        lo, hi = max(lo, 1.0), max(hi, 1.0)
+    if not 0 < lo <= hi:
+        raise ValueError(f"calibration interval [{lo}, {hi}] around {current} is empty or not positive; check span/bounds")
+    return lo, hi
+
+
+def search_bounds(hyper) -> tuple[float, float]:
+    """How far the outward search may go: the declared bounds (integers: >= 1)."""
+    lo, hi = hyper.bounds if hyper.bounds is not None else (0.0, math.inf)
+    return (max(lo, 1.0) if hyper.integer else lo), hi

@@ -12,7 +12,7 @@ KEYS = ["task", "probe", "level", "method"]
 
 def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
-        return pd.DataFrame(columns=KEYS + ["psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "seconds_mean", "params", "train_minutes", "n_images", "converged_frac", "n_failed"])
+        return pd.DataFrame(columns=KEYS + ["psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "seconds_mean", "params", "train_minutes", "n_images", "converged_frac", "n_failed", "seed_std"])
     rows = rows.assign(failed=rows["status"].astype(str).str.startswith("failed") if "status" in rows else False)
     g = rows.groupby(KEYS, sort=False)
     board = g.agg(
@@ -31,7 +31,17 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
         **({"sensitivity_std": ("sensitivity_std", "mean")} if "sensitivity_std" in rows else {}),
     ).reset_index()
     board[["psnr_std", "ssim_std"]] = board[["psnr_std", "ssim_std"]].fillna(0.0)
+    board["seed_std"] = seed_spread(rows).reindex(pd.MultiIndex.from_frame(board[KEYS])).fillna(0.0).to_numpy()
     return board.sort_values(["task", "probe", "level", "psnr_mean"], ascending=[True, True, True, False], ignore_index=True)
+
+
+def seed_spread(rows: pd.DataFrame) -> pd.Series:
+    """Samplers (rows with several `sample_seed`s per image): the PSNR std across seeds of
+    each image, averaged over images; 0 for deterministic methods."""
+    if "sample_seed" not in rows or rows.empty:
+        return pd.Series(dtype=float)
+    per_image = rows.groupby(KEYS + ["image_id"], sort=False)["psnr"].std().fillna(0.0)
+    return per_image.groupby(level=KEYS, sort=False).mean()
 
 
 def to_markdown(board: pd.DataFrame) -> str:
@@ -50,6 +60,7 @@ def to_markdown(board: pd.DataFrame) -> str:
             "converged": part["converged_frac"].map(lambda v: f"{100 * v:.0f}%"),
             "params": part["params"].astype(int),
             "train min": part["train_minutes"].map(lambda v: f"{v:.1f}"),
+            "seed std": part["seed_std"].map(lambda v: f"{v:.2f}"),  # samplers: PSNR std across seeds, per image
             "images": part["n_images"],
             "failed": part["n_failed"].astype(int),  # PSNR/SSIM are means over the images that did not fail
         })
@@ -98,7 +109,8 @@ def nominal(rows: pd.DataFrame) -> pd.DataFrame:
     Level 0 of every probe is the same nominal task, so an image evaluated under
     several probes counts once (first row kept).
     """
-    base = rows[rows["level"] == 0].drop_duplicates(["task", "method", "seed", "image_id"])
+    same = ["task", "method", "seed", "image_id"] + (["sample_seed"] if "sample_seed" in rows else [])
+    base = rows[rows["level"] == 0].drop_duplicates(same)
     board = aggregate(base.assign(probe="nominal", level=0))
     return board.drop(columns=["probe", "level"]).sort_values(["task", "psnr_mean"], ascending=[True, False], ignore_index=True)
 

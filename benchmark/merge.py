@@ -35,7 +35,10 @@ def merge(folders: list[str | Path]) -> pd.DataFrame:
     if not parts:
         return load(folders[0])
     rows = pd.concat(parts, ignore_index=True)
-    return rows.drop_duplicates(KEY, keep="first", ignore_index=True)
+    key = KEY + (["sample_seed"] if "sample_seed" in rows else [])  # samplers: one row per seed of an image
+    if "sample_seed" in rows:
+        rows["sample_seed"] = rows["sample_seed"].fillna(0).astype(int)  # rows from before samplers existed
+    return rows.drop_duplicates(key, keep="first", ignore_index=True)
 
 
 def write(rows: pd.DataFrame, out: str | Path) -> pd.DataFrame:

@@ -47,7 +47,29 @@ def combination_label(cfg: DictConfig) -> str:
 
 def solver_options(cfg: DictConfig) -> dict:
     return {"tol": float(cfg.profile.solver.tol), "max_iter": int(cfg.profile.solver.max_iter),
-            "compile": bool(cfg.profile.solver.get("compile", False))}
+            "compile": bool(cfg.profile.solver.get("compile", False)), **reconstruct_options(cfg)}
+
+
+def reconstruct_options(cfg: DictConfig) -> dict:
+    """The method's own reconstruction settings for this profile (`reconstruct.<profile>` in its
+    YAML, e.g. sampler steps), seeds excluded. Not part of the checkpoint key: changing them
+    never retrains (they are part of the combination key and the calibration key)."""
+    per_profile = cfg.method.get("reconstruct")
+    if not per_profile:
+        return {}
+    options = OmegaConf.to_container(per_profile[cfg.profile.name], resolve=True)  # validate() checked it is there
+    options.pop("seeds", None)
+    return options
+
+
+def sample_seeds(cfg: DictConfig, method) -> list[int]:
+    """Seeds a stochastic method (sampler) is evaluated with, once per test image each
+    (`reconstruct.<profile>.seeds`, default [0]); deterministic methods: [0]."""
+    if not getattr(method, "stochastic", False):
+        return [0]
+    per_profile = cfg.method.get("reconstruct") or {}
+    seeds = OmegaConf.select(per_profile, f"{cfg.profile.name}.seeds") if per_profile else None
+    return [int(s) for s in seeds] if seeds else [0]
 
 
 def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> dict:
@@ -118,8 +140,9 @@ def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str)
     if not space:
         return dict(method.hp), float("nan")
     data = cfg.profile.data
+    options = reconstruct_options(cfg)  # sampler steps etc.: only when the method has some (older keys stay valid)
     key = config_hash(weights_key, portable(cfg.task), data.n_calib, data.calib_crop, portable(cfg.profile.solver),
-                      portable(cfg.profile.calibrate), cfg.seed, method.hp)
+                      portable(cfg.profile.calibrate), cfg.seed, method.hp, *([options] if options else []))
     path = checkpoints.cache_root(cfg) / "calibration" / f"{cfg.method.name}-{key}.json"
     if path.exists() and not cfg.retrain:
         try:
@@ -161,15 +184,17 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
     total = len(task.test.ids()[:n] if n else task.test.ids())
     probe = build(cfg.probe.spec)
     examples = ExampleKeeper(cfg, common)  # the first images of each level as PNGs, for W&B and the report
+    seeds = sample_seeds(cfg, method)  # samplers: each image once per seed; rows carry it (sample_seed)
+    stochastic = getattr(method, "stochastic", False)
     for level in probe.levels:
-        for s in tqdm(probe.samples(task, level, n, crop, cfg.seed, device), total=total,
-                      desc=f"eval {cfg.method.name} {cfg.probe.name}={level}",
-                      disable=not cfg.progress, mininterval=5):
+        samples = tqdm(probe.samples(task, level, n, crop, cfg.seed, device), total=total,
+                       desc=f"eval {cfg.method.name} {cfg.probe.name}={level}", disable=not cfg.progress, mininterval=5)
+        for s, seed in ((s, seed) for s in samples for seed in seeds):
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
                 torch.cuda.synchronize(device)
             t0 = time.perf_counter()
-            x_hat, info, status = guarded_reconstruct(method, s, solver)
+            x_hat, info, status = guarded_reconstruct(method, s, {**solver, "seed": seed} if stochastic else solver)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - t0
@@ -177,12 +202,13 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
             metrics = {"psnr": float("nan"), "ssim": float("nan")} if failed else image_metrics(x_hat, s.x, s.max_pixel)
             if status != "ok":
                 log.warning("%s %s level %s: %s", cfg.method.name, s.image_id, level, status)
-            if not failed:
+            if not failed and seed == seeds[0]:
                 examples.add(level, s, x_hat, metrics)
                 metrics.update(probe.extra(method, task, s, x_hat, solver, cfg.seed,
                                            lambda sample: guarded_reconstruct(method, sample, solver)[:2]))
             rows.append({
-                **common, "level": level, "variant": probe.label(level), "image_id": s.image_id, "height": s.x.shape[-2], "width": s.x.shape[-1],
+                **common, "level": level, "variant": probe.label(level), "image_id": s.image_id, "sample_seed": seed,
+                "height": s.x.shape[-2], "width": s.x.shape[-1],
                 **metrics, "seconds": seconds, "iterations": int(info.get("iterations", 0)),
                 "converged": bool(info.get("converged", True)) and not failed,
                 "rel_change": float(info.get("rel_change", float("nan"))),

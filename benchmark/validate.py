@@ -1,7 +1,7 @@
 """Check a composed config before any work starts: one line per problem, naming key, value and what is allowed."""
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from benchmark.device import ALLOWED as DEVICES
 from benchmark.registry import incompatibility
@@ -33,6 +33,13 @@ def validate(cfg: DictConfig) -> None:
             _require(value >= 0, f"task.spec.{key}", value, "a noise level >= 0")
     levels = list(cfg.probe.spec.levels)
     _require(len(levels) > 0 and levels[0] == 0, "probe.spec.levels", levels, "a list starting with level 0 (the nominal task)")
+    per_profile = cfg.method.get("reconstruct")
+    if per_profile:
+        _require(per_profile.get(p.name) is not None, f"method.reconstruct (of {cfg.method.name})",
+                 sorted(k for k, v in per_profile.items() if v is not None), f"a section for profile {p.name!r}")
+        seeds = per_profile[p.name].get("seeds")
+        _require(seeds is None or (isinstance(seeds, ListConfig) and len(seeds) > 0 and all(isinstance(s, int) and s >= 0 for s in seeds)),
+                 f"method.reconstruct.{p.name}.seeds", seeds, "a non-empty list of integers >= 0")
     tasks = cfg.method.get("tasks")
     why = incompatibility(list(tasks) if tasks else None, cfg.method.name, cfg.task.name)
     if why:

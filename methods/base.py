@@ -27,12 +27,17 @@ class Hyper:
     span: float = 10.0  # calibration searches [v / span, v * span] in log scale
     calibrate: bool = False
     retrain: bool = False
+    integer: bool = False  # an iteration count: calibration tries whole numbers only
+    bounds: Optional[tuple[float, float]] = None  # the search never leaves [low, high] (e.g. a weight in (0, 1])
 
 
 class Method(torch.nn.Module):
     family: str = "variational"
     energy_based: bool = False
     trainable: bool = False
+    # samplers: the output depends on `solver["seed"]`; the runner evaluates each test image
+    # once per seed of the method's `reconstruct.<profile>.seeds` and rows carry it (sample_seed)
+    stochastic: bool = False
     hyperparameters: dict[str, Hyper] = {}
 
     def __init__(self, **hyper: float):
@@ -127,6 +132,15 @@ def data_lipschitz(physics, x: torch.Tensor) -> float:
     if getattr(physics, "data_lipschitz", None) is None:
         physics.data_lipschitz = 1.01 * float(physics.compute_sqnorm(x, verbose=False))
     return float(physics.data_lipschitz)
+
+
+def noise_level(physics, floor: float = 0.0) -> float:
+    """The Gaussian noise std of a task's measurements (its physics' noise model), at least `floor`."""
+    sigma = getattr(getattr(physics, "noise_model", None), "sigma", None)
+    if sigma is None:
+        raise ValueError(f"{type(physics).__name__} has no Gaussian noise model (physics.noise_model.sigma); "
+                         "denoiser-based methods need the noise level of the measurements")
+    return max(float(torch.as_tensor(sigma).flatten()[0]), floor)
 
 
 def solve_summary(info: SolveInfo) -> dict:

@@ -1,0 +1,179 @@
+"""DEAL: Deep Attentive Least Squares (Pourya et al. 2025), deepinv's network trained by regbench.
+
+    x = argmin_z 1/2 ||A z - y||^2 + lam/2 sum_c || m_c(x) * (W z)_c ||^2
+
+W is a learned multi-convolution (1 -> 4 -> 8 -> C channels, k x k kernels,
+normalized by its spectral norm) and m(x) in [0.01, 1] are attention masks
+computed from the reconstruction itself by a second small network, so the
+solution is a fixed point: alternate masks from the current x with a
+conjugate-gradient solve of the (then linear) least-squares problem.
+
+The network is deepinv's (`deepinv.models.DEAL(pretrained=None).model`, the
+official architecture; never downloaded). Only its widths can be reduced
+(`channels`, `kernel_size`: the cpu profile uses fewer output channels); at
+the paper sizes the state dict is exactly deepinv's.
+
+Training (the paper's denoising setup): BSD400 patches with noise levels drawn
+uniformly in [`sigma_min`, `sigma_max`] (0-255 scale); lambda(sigma) and the
+mask scaling are learned splines of the noise level. The mask/CG refinement is
+treated as a fixed point (deep equilibrium), not unrolled: it runs without
+gradients to (near) convergence, then one differentiable step
+    x = y - lam W^T m^2 W x*      (= x* at the fixed point)
+gives the exact gradient of the last least-squares solve, with the mask held at
+its fixed-point input (gradients reach the mask network's parameters, W and
+lambda; the mask's dependence on x is not differentiated). The backward pass
+applies (I + lam W^T m^2 W)^-1 to the incoming gradient by CG, as deepinv's
+training mode does (whose own hook unpacks a single tensor and fails for batch
+sizes other than 2, so the step is written here).
+
+Reconstruction calibrates per task `lam` (a factor on the learned lambda at
+`sigma`, times ||A||^2 so that operators of any scale start alike) and `sigma`,
+the noise level the masks are computed for.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from deepinv.models import DEAL as DeepinvDEAL
+from deepinv.models.deal import LinearSpline, MultiConv2d
+from deepinv.optim.linear import conjugate_gradient
+from tqdm.auto import tqdm
+
+from regbench_methods.base import Hyper, Method, data_lipschitz
+from regbench_methods.denoisers import seeded_init
+
+PAPER_CHANNELS, PAPER_KERNEL = (1, 4, 8, 128), 9
+
+
+def deal_network(channels=PAPER_CHANNELS, kernel_size: int = PAPER_KERNEL) -> torch.nn.Module:
+    """deepinv's grayscale DEAL network, with the filter bank and mask widths given."""
+    net = DeepinvDEAL(pretrained=None, color=False, device="cpu").model
+    channels = tuple(int(c) for c in channels)
+    if (channels, int(kernel_size)) == (PAPER_CHANNELS, PAPER_KERNEL):
+        return net
+    if len(channels) < 2 or channels[0] != 1:
+        raise ValueError(f"DEAL channels={list(channels)}: must start with 1 (grayscale) and have >= 2 entries")
+    c, k = channels[-1], int(kernel_size)
+    net.kernel_size, net.conv_pad, net.last_c = k, k // 2, c
+    net.W1 = MultiConv2d(list(channels), [k] * (len(channels) - 1))
+    net.M1 = MultiConv2d(list(channels), [k] * (len(channels) - 1))
+    net.M2 = torch.nn.Conv2d(c, c, kernel_size=3, padding=1, bias=False)
+    net.M3 = torch.nn.Conv2d(c, c, kernel_size=3, padding=1, bias=False)
+    old = net.spline_scaling
+    net.spline_scaling = LinearSpline(num_activations=c, num_knots=old.num_knots, x_min=float(old.x_min),
+                                      x_max=float(old.x_max), init=old.init, clamp=old.clamp)
+    return net
+
+
+class DEAL(Method):
+    family = "variational"
+    energy_based = False  # a fixed point with a convergence check (relative change), but no energy to evaluate
+    trainable = True
+    hyperparameters = {
+        "sigma": Hyper(25.0, span=4.0, calibrate=True, bounds=(1.0, 50.0)),  # mask noise level, 0-255 scale
+        "lam": Hyper(1.0, span=10.0, calibrate=True),  # factor on the learned lambda(sigma)
+    }
+
+    def __init__(self, channels=PAPER_CHANNELS, kernel_size: int = PAPER_KERNEL, outer_iters: int = 30,
+                 cg_iters: int = 50, tol: float = 1e-4, cg_tol: float = 1e-4, **hyper: float):
+        super().__init__(**hyper)
+        self.net = deal_network(channels, kernel_size)
+        self.outer_iters, self.cg_iters, self.tol, self.cg_tol = int(outer_iters), int(cg_iters), float(tol), float(cg_tol)
+
+    # -- the model --------------------------------------------------------------
+    def _condition(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Normalize W, set the mask scaling for noise level(s) sigma (0-255, shape (B,1,1,1)); returns lambda(sigma)."""
+        W = self.net.W1
+        W.L = W.L.detach().clone()  # the norm buffer is rewritten in place: cut it from the last step's graph
+        W.spectral_norm()
+        self.net.cal_scaling(sigma)
+        return self.net.spline_lambda(sigma)
+
+    def normal_operator(self, mask: torch.Tensor, lam: torch.Tensor, gram=lambda v: v):
+        """v -> A^T A v + lam W^T (mask^2 * W v)."""
+        W = self.net.W1
+        return lambda v: gram(v) + lam * W.transpose(mask * (mask * W(v)))
+
+    def fixed_point(self, rhs, x, lam, gram, iters: int, cg_iters: int, tol: float, cg_tol: float):
+        """Alternate masks from x and CG solves; returns (x, mask input, outer iterations, last relative change)."""
+        rel, k, prev = float("inf"), 0, x
+        for k in range(1, iters + 1):
+            prev = x
+            mask = self.net.cal_mask(x)
+            x = conjugate_gradient(self.normal_operator(mask, lam, gram), rhs, init=x, max_iter=cg_iters, tol=cg_tol)
+            rel = float(torch.linalg.vector_norm(x - prev) / torch.linalg.vector_norm(prev).clamp_min(1e-12))
+            if rel < tol:
+                break
+        return x, prev, k, rel
+
+    # -- reconstruction -----------------------------------------------------------
+    @torch.no_grad()
+    def reconstruct(self, y, physics, x0, solver: dict) -> tuple[torch.Tensor, dict]:
+        sigma = torch.full((x0.shape[0], 1, 1, 1), self.hp["sigma"], device=x0.device, dtype=x0.dtype)
+        lam = self.hp["lam"] * self._condition(sigma) * data_lipschitz(physics, x0)
+        iters = int(solver.get("outer_iters", self.outer_iters))
+        x, _, k, rel = self.fixed_point(physics.A_adjoint(y), x0, lam, lambda v: physics.A_adjoint(physics.A(v)),
+                                        iters, self.cg_iters, self.tol, self.cg_tol)
+        return x, {"iterations": k, "converged": rel < self.tol, "rel_change": rel}
+
+    # -- training -----------------------------------------------------------------
+    def fit(self, patches, budget: dict, progress: bool = True) -> dict:
+        steps, batch, size = int(budget["steps"]), int(budget["batch"]), int(budget["patch"])
+        lo, hi = float(budget["sigma_min"]), float(budget["sigma_max"])
+        outer, cg_iters = int(budget["outer_iters"]), int(budget["cg_iters"])
+        tol, cg_tol = float(budget.get("tol", 1e-3)), float(budget.get("cg_tol", 1e-3))
+        seed = int(budget.get("seed", 0))
+        seeded_init(self.net, seed)
+        lr = float(budget["lr"])
+        splines = [*self.net.spline_lambda.parameters(), *self.net.spline_scaling.parameters()]
+        rest = [p for p in self.net.parameters() if all(p is not q for q in splines)]
+        opt = torch.optim.Adam([{"params": rest, "lr": lr},  # lambda(sigma) lives on a 0-50 scale: larger steps
+                                {"params": splines, "lr": lr * float(budget.get("spline_lr_factor", 10.0))}])
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
+        gen = torch.Generator().manual_seed(seed + 1)
+        history = {"loss": [], "psnr": [], "outer": []}
+        t0 = time.perf_counter()
+        self.net.train()
+        for _ in tqdm(range(steps), desc="train deal", disable=not progress, mininterval=5):
+            x = patches.sample(batch, size)
+            sigma = (lo + (hi - lo) * torch.rand(batch, 1, 1, 1, generator=gen)).to(x)
+            y = x + sigma / 255.0 * torch.randn(x.shape, generator=gen).to(x)
+            with torch.no_grad():
+                lam = self._condition(sigma)
+                x_star, _, k, _ = self.fixed_point(y, y, lam, lambda v: v, outer, cg_iters, tol, cg_tol)
+                mask_input = x_star  # one more, precise solve with the mask of the fixed point
+                x_star = conjugate_gradient(self.normal_operator(self.net.cal_mask(mask_input), lam), y, init=x_star,
+                                            max_iter=cg_iters, tol=cg_tol * 0.1)
+            loss = F.mse_loss(self.equilibrium_step(y, x_star, mask_input, sigma, cg_iters, cg_tol), x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            history["loss"].append(loss.item())
+            history["psnr"].append(-10 * math.log10(max(loss.item(), 1e-12)))
+            history["outer"].append(k)
+        self.net.eval()
+        with torch.no_grad():  # the norm buffer of the final weights (the last step's is one update old)
+            self._condition(torch.full((1, 1, 1, 1), self.hp["sigma"], device=self.net.W1.L.device))
+        return {"minutes": (time.perf_counter() - t0) / 60, "steps": steps,
+                "history": {key: v[:: max(1, steps // 200)] for key, v in history.items()}}
+
+    def equilibrium_step(self, y, x_star, mask_input, sigma, cg_iters: int, cg_tol: float) -> torch.Tensor:
+        """y - lam W^T m^2 W x* (equal to x* at the solve), differentiable in the parameters;
+        its backward applies (I + lam W^T m^2 W)^-1 to the incoming gradient (implicit differentiation)."""
+        lam = self._condition(sigma)
+        mask = self.net.cal_mask(mask_input.detach())
+        W = self.net.W1
+        out = y - lam * W.transpose(mask * (mask * W(x_star.detach())))
+        frozen = self.normal_operator(mask.detach(), lam.detach())
+
+        def implicit(grad):
+            with torch.no_grad():
+                return conjugate_gradient(frozen, grad, max_iter=cg_iters, tol=cg_tol)
+
+        if out.requires_grad:
+            out.register_hook(implicit)
+        return out

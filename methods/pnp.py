@@ -1,0 +1,75 @@
+"""Plug-and-Play: a Gaussian denoiser trained by regbench inside deepinv's HQS iterations.
+
+    u_k     = prox_{gamma_k f}(x_k)            f = 1/2 ||A x - y||^2 (deepinv L2)
+    x_{k+1} = D(u_k, sigma_k)                  the denoiser as the prior's prox
+
+with the DPIR schedule (Zhang et al. 2021): sigma_k decreases geometrically from
+49/255 to `strength` x the measurement noise level over `iterations` steps, and
+gamma_k = sigma_k^2 / (lam sigma_n^2). Why HQS and not PGD/ADMM: with an exact
+data prox (closed form for denoising, inpainting, super-resolution and
+deblurring, CG otherwise) HQS with a decreasing schedule reaches its best
+result in ~8 iterations, where PGD needs a step size below 1/||A||^2 and
+hundreds of denoiser calls; PnP-HQS is also the scheme DRUNet was published
+with. With one iteration, on denoising, it is the denoiser applied once at
+`strength` x sigma_n: calibrating `iterations` lets each task pick.
+
+The denoiser (`regbench_methods.denoisers.Preconditioned` around a deepinv
+DRUNet) is trained by `fit` on BSD400 patches over a range of noise levels.
+"""
+from __future__ import annotations
+
+import torch
+from deepinv.optim import HQS
+from deepinv.optim.data_fidelity import L2
+from deepinv.optim.prior import PnP as PnPPrior
+
+from regbench_methods.base import Hyper, Method, noise_level
+from regbench_methods.denoisers import precision, train_denoiser
+
+NOISE_FLOOR = 0.01  # DPIR's floor on sigma_n: noiseless tasks still get a finite schedule
+
+
+def dpir_schedule(iterations: int, sigma_end: float, sigma_start: float) -> torch.Tensor:
+    """Geometric denoiser levels from sigma_start down to sigma_end (just sigma_end for one iteration)."""
+    start = max(sigma_start, sigma_end)
+    if iterations == 1:
+        return torch.tensor([sigma_end])
+    return torch.logspace(torch.log10(torch.tensor(start)), torch.log10(torch.tensor(sigma_end)), iterations)
+
+
+class PnP(Method):
+    family = "denoiser"
+    trainable = True
+    hyperparameters = {
+        "strength": Hyper(1.0, span=3.0, calibrate=True, bounds=(0.05, 10.0)),  # last sigma_k / sigma_n
+        "iterations": Hyper(8, span=8.0, calibrate=True, integer=True, bounds=(1, 40)),
+        "lam": Hyper(0.23, calibrate=False),  # DPIR's weight of the data step
+    }
+
+    def __init__(self, denoiser: torch.nn.Module, sigma_start: float = 49 / 255, **hyper: float):
+        super().__init__(**hyper)
+        self.denoiser = denoiser
+        self.sigma_start = float(sigma_start)
+
+    def fit(self, patches, budget: dict, progress: bool = True) -> dict:
+        return train_denoiser(self.denoiser, patches, budget, progress, desc="pnp denoiser")
+
+    def schedule(self, physics) -> tuple[torch.Tensor, torch.Tensor]:
+        """(denoiser levels sigma_k, data step sizes gamma_k) for this task's noise level."""
+        sigma_n = noise_level(physics, floor=NOISE_FLOOR)
+        sigmas = dpir_schedule(int(round(self.hp["iterations"])), self.hp["strength"] * sigma_n, self.sigma_start)
+        return sigmas, sigmas**2 / (self.hp["lam"] * sigma_n**2)
+
+    @torch.no_grad()
+    def reconstruct(self, y, physics, x0, solver: dict) -> tuple[torch.Tensor, dict]:
+        sigmas, steps = self.schedule(physics)
+        algo = HQS(
+            data_fidelity=L2(),
+            prior=PnPPrior(denoiser=self.denoiser),
+            params_algo={"stepsize": steps.tolist(), "g_param": sigmas.tolist()},
+            max_iter=len(sigmas),
+            early_stop=False,
+        )
+        with precision(self.denoiser, solver.get("bf16", False)):
+            x = algo(y, physics, init=x0)
+        return x, {"iterations": len(sigmas)}

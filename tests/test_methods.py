@@ -1,0 +1,195 @@
+"""DEAL, PnP and the diffusion samplers: they learn, iterate and sample as claimed."""
+import deepinv as dinv
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from benchmark import checkpoints
+from benchmark.instantiate import build
+from conftest import compose
+from regbench_datasets.bsds500 import BSDS500
+from regbench_datasets.images import center_crop
+from regbench_datasets.patches import PatchSampler
+from regbench_methods.deal import DEAL, deal_network
+from regbench_methods.denoisers import Preconditioned, seeded_init
+from regbench_methods.diffusion import DPS, DiffPIR
+from regbench_methods.pnp import PnP
+
+SIGMA = 25 / 255
+
+
+def _psnr(x, ref) -> float:
+    return float(-10 * torch.log10(((x - ref) ** 2).mean()))
+
+
+@pytest.fixture(scope="module")
+def crops():
+    """Four fixed 32x32 BSD68 crops, their noisy versions at sigma=25/255 and that physics."""
+    test = BSDS500(split="bsd68", root=None, download=False)
+    x = torch.stack([center_crop(test.load(i), 32) for i in test.ids()[:4]])
+    physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(SIGMA))
+    y = x + SIGMA * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    return x, y, physics
+
+
+@pytest.fixture(scope="module")
+def patches():
+    return PatchSampler(BSDS500(split="train400", root=None, download=False), n_images=8, seed=0)
+
+
+def _smoke(name: str, **budget):
+    """A new method at smoke size and its smoke training budget (with overrides)."""
+    cfg = compose(f"method={name}", "profile=smoke")
+    spec = checkpoints.training_spec(cfg.method, "smoke", 0)
+    return build(cfg.method.model), {**spec["train"], "seed": 0, **budget}
+
+
+@pytest.mark.parametrize("name", ["pnp_drunet", "diffpir", "dps"])
+def test_trained_denoiser_beats_its_untrained_self(name, crops, patches):
+    x, y, _ = crops
+    method, budget = _smoke(name, steps=30, lr=2e-3)
+    seeded_init(method.denoiser, 0)  # exactly the weights training starts from
+    with torch.no_grad():
+        before = _psnr(method.denoiser(y, SIGMA), x)
+    log = method.fit(patches, budget, progress=False)
+    with torch.no_grad():
+        after = _psnr(method.denoiser(y, SIGMA), x)
+    assert after > before + 0.5, (before, after)
+    assert after > _psnr(y, x) + 1.0  # and it denoises
+    assert len(log["history"]["loss"]) > 0 and log["steps"] == 30
+
+
+def test_deal_training_improves_its_reconstruction(crops, patches):
+    x, y, physics = crops
+    method, budget = _smoke("deal", steps=25)
+    seeded_init(method.net, 0)
+    before = _psnr(method.eval().reconstruct(y, physics, y, {})[0], x)
+    method.fit(patches, budget, progress=False)
+    after = _psnr(method.eval().reconstruct(y, physics, y, {})[0], x)
+    assert after > before + 1.0 and after > _psnr(y, x) + 1.0, (before, after, _psnr(y, x))
+
+
+def test_deal_at_paper_size_is_deepinvs_network():
+    ours = deal_network().state_dict()
+    theirs = dinv.models.DEAL(pretrained=None, device="cpu").model.state_dict()
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+    assert DEAL(channels=[1, 4, 8, 32]).n_params() < DEAL().n_params()
+
+
+def test_deal_reconstructs_any_linear_problem_with_finite_output_of_the_right_shape(crops):
+    x, _, _ = crops
+    method = DEAL(channels=[1, 4, 8, 16], kernel_size=5, outer_iters=5).eval()
+    physics = dinv.physics.BlurFFT(img_size=(1, 32, 32), filter=dinv.physics.functional.gaussian_blur(sigma=1.0),
+                                   noise_model=dinv.physics.GaussianNoise(0.02))
+    y = physics(x)
+    out, info = method.reconstruct(y, physics, physics.A_adjoint(y), {})
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert 1 <= info["iterations"] <= 5 and {"converged", "rel_change"} <= set(info)
+
+
+def test_deal_equilibrium_gradient_matches_finite_differences():
+    """The implicit (CG) backward of the equilibrium step is the derivative of the least-squares
+    solution x*(theta) = (I + lam W^T m^2 W)^-1 y, masks taken at a fixed input."""
+    torch.manual_seed(0)
+    method = DEAL(channels=[1, 4, 8], kernel_size=3).double()
+    y, target, mask_input = (torch.rand(1, 1, 8, 8, dtype=torch.float64) for _ in range(3))
+    sigma = torch.full((1, 1, 1, 1), 25.0, dtype=torch.float64)
+    weight = method.net.W1.conv_layers[1].weight
+
+    def solution():
+        with torch.no_grad():
+            lam = method._condition(sigma)
+            A = method.normal_operator(method.net.cal_mask(mask_input), lam)
+            return dinv.optim.linear.conjugate_gradient(A, y, max_iter=500, tol=1e-12)
+
+    out = method.equilibrium_step(y, solution(), mask_input, sigma, cg_iters=500, cg_tol=1e-12)
+    ((out - target) ** 2).sum().backward()
+    direction = torch.randn(weight.shape, dtype=torch.float64)
+    analytic = float((weight.grad * direction).sum())
+    eps = 1e-6
+    with torch.no_grad():
+        weight += eps * direction
+    plus = float(((solution() - target) ** 2).sum())
+    with torch.no_grad():
+        weight -= 2 * eps * direction
+    minus = float(((solution() - target) ** 2).sum())
+    assert analytic == pytest.approx((plus - minus) / (2 * eps), rel=1e-4)
+
+
+def _denoiser():
+    net = dinv.models.DRUNet(1, 1, nc=[8, 16, 32, 64], nb=1, pretrained=None)
+    den = Preconditioned(net)
+    seeded_init(den, 0)
+    return den.eval()
+
+
+def test_preconditioned_denoiser_is_the_identity_at_zero_noise_and_the_mean_at_huge_noise():
+    den = _denoiser()
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(den(x, 0.0), x, atol=1e-3)
+        far = den(x + 100.0 * torch.randn_like(x), 100.0)
+    assert (far - den.data_mean).abs().max() < 0.3  # bounded whatever the untrained network does
+
+
+def test_pnp_with_one_iteration_is_the_denoiser_at_strength_times_sigma(crops):
+    x, y, physics = crops
+    method = PnP(_denoiser(), strength=0.8, iterations=1)
+    out, info = method.reconstruct(y, physics, y, {})
+    with torch.no_grad():
+        assert torch.allclose(out, method.denoiser(y, 0.8 * SIGMA), atol=1e-6)
+    assert info["iterations"] == 1
+
+
+def test_pnp_hqs_iterations_fill_in_an_inpainting_problem(crops):
+    """With a fixed denoiser (deepinv's TV denoiser) HQS with the DPIR schedule recovers
+    missing pixels, and iterating matters: 8 iterations beat 1 by far."""
+    x, _, _ = crops
+    physics = dinv.physics.Inpainting(img_size=(1, 32, 32), mask=0.5, noise_model=dinv.physics.GaussianNoise(0.02),
+                                      rng=torch.Generator().manual_seed(0))
+    y = physics(x)
+    x0 = physics.A_adjoint(y)
+    denoiser = dinv.models.TVDenoiser(n_it_max=50)
+    one = _psnr(PnP(denoiser, iterations=1).reconstruct(y, physics, x0, {})[0], x)
+    many = _psnr(PnP(denoiser, iterations=8).reconstruct(y, physics, x0, {})[0], x)
+    assert many > _psnr(x0, x) + 5 and many > one + 3, (_psnr(x0, x), one, many)
+
+
+@pytest.mark.parametrize("sampler", [DiffPIR, DPS])
+def test_samplers_are_reproducible_per_seed(sampler, crops):
+    x, y, physics = crops
+    method = sampler(_denoiser())
+    state = torch.random.get_rng_state()
+    a, info = method.reconstruct(y, physics, y, {"steps": 4, "seed": 3})
+    b, _ = method.reconstruct(y, physics, y, {"steps": 4, "seed": 3})
+    c, _ = method.reconstruct(y, physics, y, {"steps": 4, "seed": 4})
+    assert torch.equal(a, b) and not torch.allclose(a, c, atol=1e-4)
+    assert a.shape == y.shape and torch.isfinite(a).all() and info["iterations"] == 4
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        method.reconstruct(y, physics, y, {"steps": 1})
+
+
+def test_every_new_method_declares_family_hyperparameters_and_convergence_support():
+    expected = {"deal": "variational", "pnp_drunet": "denoiser", "diffpir": "sampler", "dps": "sampler"}
+    for name, family in expected.items():
+        cfg = compose(f"method={name}", "profile=smoke")
+        method = build(cfg.method.model)
+        assert method.family == family and method.trainable and not method.energy_based
+        assert method.calibration_space() and method.n_params() > 0
+        assert method.stochastic == (family == "sampler")
+        assert OmegaConf.select(cfg.method, "train.budget.cpu") is not None
+
+
+def test_bf16_precision_runs_only_the_network_in_bfloat16_and_restores_it():
+    from regbench_methods.denoisers import precision
+
+    den = _denoiser()
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        full = den(x, 0.1)
+        with precision(den, True):
+            half = den(x, 0.1)
+            assert half.dtype == torch.float32
+        assert den.bf16 is False and torch.equal(den(x, 0.1), full)
+    assert 0 < (half - full).abs().max() < 1e-2

@@ -1,0 +1,46 @@
+"""Every registered method through the smoke sweep (experiment=methods); samplers once per seed."""
+import json
+
+import pandas as pd
+import pytest
+
+from benchmark.registry import known
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def methods_sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("methods")
+    proc = run_cli("-m", "experiment=methods", "profile=smoke", f"out={root / 'out'}", "progress=false", cache=root / "cache")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root / "out"
+
+
+def test_every_registered_method_has_rows_in_the_methods_sweep(methods_sweep):
+    rows = pd.read_parquet(methods_sweep / "results.parquet")
+    assert set(rows.method) == set(known("method"))
+    assert rows.psnr.notna().all() and (rows.status == "ok").all()
+
+
+def test_samplers_are_evaluated_once_per_seed_and_report_the_spread(methods_sweep):
+    rows = pd.read_parquet(methods_sweep / "results.parquet")
+    for name in ("diffpir", "dps"):
+        mine = rows[rows.method == name]
+        per_image = mine.groupby("image_id").sample_seed.apply(sorted)
+        assert per_image.map(lambda s: s == [0, 1]).all() and len(per_image) == 2  # reconstruct.smoke.seeds
+        assert (mine.groupby("image_id").psnr.nunique() == 2).all()  # different seeds, different samples
+        assert (mine.iterations == 3).all()  # reconstruct.smoke.steps
+        index = json.loads(next((methods_sweep / "examples").glob(f"{name}__*/index.json")).read_text())
+        assert len(index["examples"]) == 2  # example images once per image, not per seed
+    assert (rows[~rows.method.isin(["diffpir", "dps"])].sample_seed == 0).all()
+    board = pd.read_csv(methods_sweep / "leaderboard.csv").set_index("method")
+    assert board.loc["diffpir", "seed_std"] > 0 and board.loc["tv", "seed_std"] == 0
+    assert "seed std" in (methods_sweep / "leaderboard.md").read_text()
+
+
+def test_a_method_without_reconstruct_settings_for_the_profile_fails_in_one_line(tmp_path):
+    proc = run_cli("method=diffpir", "profile=smoke", "method.reconstruct.smoke=null", f"out={tmp_path / 'out'}",
+                   cache=tmp_path / "cache")
+    assert proc.returncode == 2
+    assert "method.reconstruct (of diffpir)" in proc.stderr and "a section for profile 'smoke'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out" / "rows").exists()
