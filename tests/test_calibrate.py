@@ -20,7 +20,7 @@ def _counting(peak):
 
 def test_optimum_inside_the_span_costs_no_extra_evaluation():
     score, calls = _counting(0.3)
-    x, _ = search(score, 0.0, math.log(30), 10)
+    x, _ = search(score, -math.log(30), math.log(30), 10)
     assert x == pytest.approx(0.3, abs=0.15) and len(calls) == 10
 
 
@@ -28,7 +28,7 @@ def test_optimum_inside_the_span_costs_no_extra_evaluation():
 def test_optimum_beyond_the_span_is_followed_and_refined(peak):
     """A lambda 1e-4 times (or 2000 times) the trained value, with span 30 (ln 30 = 3.4)."""
     score, calls = _counting(peak)
-    x, fx = search(score, 0.0, math.log(30), 6)
+    x, fx = search(score, -math.log(30), math.log(30), 6)
     assert x == pytest.approx(peak, abs=0.5) and fx == max(-((c - peak) ** 2) for c in calls)
     assert len(calls) <= 6 + 4 + 3  # golden section, steps out, refinement
 
