@@ -36,16 +36,39 @@ def weights_root(cfg: DictConfig) -> Path:
 
 
 def training_spec(method_cfg: DictConfig, profile: str, seed: int) -> dict | None:
-    """Everything a trained model depends on; None for methods with nothing to train."""
+    """Everything a trained model depends on; None for methods with nothing to train.
+
+    A method whose YAML says `train.weights: {name, module}` trains only its submodule
+    `module` and keys it under `name`: methods that share a network and its training
+    (DiffPIR and DPS share one diffusion prior) share one checkpoint.
+    """
     if method_cfg.get("train") is None:
         return None
     train = OmegaConf.to_container(method_cfg.train, resolve=True)
     budgets = train.pop("budget")
+    shared = train.pop("weights", None)
     if profile not in budgets:
         raise ValueError(f"method {method_cfg.name!r} has no training budget for profile {profile!r}; it has: {', '.join(budgets)}")
     data = portable(train.pop("data"))
     model = OmegaConf.to_container(method_cfg.model, resolve=True)
-    return {"method": method_cfg.name, "model": model, "train": {**train, **budgets[profile]}, "data": data, "seed": seed}
+    name = method_cfg.name
+    if shared is not None:
+        name, module = shared["name"], shared["module"]
+        if module not in model:
+            raise ValueError(f"method {method_cfg.name!r}: train.weights.module {module!r} is not a key of its model config")
+        model = {"module": module, **model[module]}
+    return {"method": name, "model": model, "train": {**train, **budgets[profile]}, "data": data, "seed": seed}
+
+
+def weights_name(spec: dict) -> str:
+    """The name checkpoint files carry: the method's, or the shared network's."""
+    return spec["method"]
+
+
+def trained_part(spec: dict, method: torch.nn.Module) -> torch.nn.Module:
+    """The module whose state a checkpoint holds: the method, or its shared submodule."""
+    module = spec["model"].get("module") if isinstance(spec["model"], dict) else None
+    return getattr(method, module) if module else method
 
 
 def checkpoint_key(spec: dict) -> str:

@@ -80,7 +80,7 @@ def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> d
     patches = PatchSampler(data, n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device)
     train_log = method.fit(patches, {**spec["train"], "seed": cfg.seed}, progress=cfg.progress)
     minutes = float(train_log.pop("minutes", 0.0))
-    return {"method": cfg.method.name, "spec": spec, "git_rev": git_rev(), "device": device_name(device),
+    return {"method": checkpoints.weights_name(spec), "spec": spec, "git_rev": git_rev(), "device": device_name(device),
             "train_minutes": minutes, "params": method.n_params(), "log": train_log}
 
 
@@ -98,20 +98,21 @@ def prepare_weights(cfg: DictConfig, method, device: torch.device) -> dict:
     spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
     if spec is None:
         return {"key": config_hash(portable(cfg.method.model)), "train_minutes": 0.0}
-    key = checkpoints.checkpoint_key(spec)
+    key, name = checkpoints.checkpoint_key(spec), checkpoints.weights_name(spec)
+    part = checkpoints.trained_part(spec, method)
     # parallel jobs needing the same weights: one trains, the others wait and load
-    with file_lock(checkpoints.cache_root(cfg) / "locks" / f"{cfg.method.name}-{key}.lock"):
-        fresh = cfg.retrain and not checkpoints.trained_since(cfg, cfg.method.name, key, job_started())
-        found = None if fresh else checkpoints.load(cfg, cfg.method.name, key)
+    with file_lock(checkpoints.cache_root(cfg) / "locks" / f"{name}-{key}.lock"):
+        fresh = cfg.retrain and not checkpoints.trained_since(cfg, name, key, job_started())
+        found = None if fresh else checkpoints.load(cfg, name, key)
         if found is not None:
             state, entry = found
-            method.load_state_dict(state)
+            part.load_state_dict(state)
             method.to(device)
             log.info("%s: using checkpoint %s (%s)", cfg.method.name, entry["file"], entry.get("device", "?"))
             return {"key": key, "train_minutes": float(entry.get("train_minutes", 0.0))}
         log.info("%s: training (checkpoint key %s)", cfg.method.name, key)
         entry = train_method(cfg, method, device, spec)
-        checkpoints.save(cfg, cfg.method.name, key, cpu_state(method), entry)
+        checkpoints.save(cfg, name, key, cpu_state(part), entry)
     return {"key": key, "train_minutes": entry["train_minutes"]}
 
 

@@ -177,7 +177,8 @@ class WandbLogger:
         """The checkpoint's training history (subsampled to <= ~200 points when it was saved)."""
         if not key or cfg.method.get("train") is None:
             return
-        entry = checkpoints.entry(cfg, cfg.method.name, key) or {}
+        name = checkpoints.weights_name(checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed))
+        entry = checkpoints.entry(cfg, name, key) or {}
         train_log = entry.get("log") or {}
         history = train_log.get("history") or {}
         length = min((len(v) for v in history.values()), default=0)

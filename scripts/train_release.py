@@ -22,7 +22,7 @@ from benchmark.instantiate import build
 from benchmark.runner import cpu_state, fit_hyperparameters, train_method
 
 log = logging.getLogger("regbench")
-DEFAULT_METHODS = ("crr", "wcrr")
+DEFAULT_METHODS = ("crr", "wcrr", "deal", "pnp_drunet", "diffpir")  # dps shares diffpir's diffusion prior
 
 
 def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), from_cache: bool = False) -> dict:
@@ -31,15 +31,16 @@ def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), 
     with initialize_config_dir(config_dir=str(checkpoints.REPO_ROOT / "configs"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"method={method}", f"profile={profile}", "retrain=true", *overrides])
     spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
-    key = checkpoints.checkpoint_key(spec)
+    key, name = checkpoints.checkpoint_key(spec), checkpoints.weights_name(spec)
     device = resolve_device(str(cfg.device))
     model = build(cfg.method.model).to(device)
-    cached = checkpoints.load_cached(cfg, method, key) if from_cache else None
+    part = checkpoints.trained_part(spec, model)
+    cached = checkpoints.load_cached(cfg, name, key) if from_cache else None
     if from_cache and cached is None:
         raise SystemExit(f"{method}: no valid cached checkpoint for key {key} in {checkpoints.cache_root(cfg)}; run without from_cache")
     if cached is not None:
         state, entry = cached
-        model.load_state_dict(state)
+        part.load_state_dict(state)
         model.to(device)
         entry = {k: v for k, v in entry.items() if k not in ("key", "file", "sha256", "created")}
         log.info("%s: releasing the cached checkpoint (key %s, trained %s)", method, key, cached[1].get("created"))
@@ -49,9 +50,9 @@ def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), 
     model.eval()
     task = build(cfg.task.spec)
     hp, psnr = fit_hyperparameters(cfg, model, task, device, key)
-    entry["calibration"] = {"task": cfg.task.name, "hp": hp, "psnr": psnr, "images": cfg.profile.data.n_calib,
+    entry["calibration"] = {"method": method, "task": cfg.task.name, "hp": hp, "psnr": psnr, "images": cfg.profile.data.n_calib,
                             "crop": cfg.profile.data.calib_crop}
-    return checkpoints.save(cfg, method, key, cpu_state(model), entry, folder=checkpoints.weights_root(cfg))
+    return checkpoints.save(cfg, name, key, cpu_state(part), entry, folder=checkpoints.weights_root(cfg))
 
 
 def main(argv: list[str]) -> None:

@@ -16,6 +16,15 @@ def methods_sweep(tmp_path_factory):
     return root / "out"
 
 
+def test_diffpir_and_dps_share_one_trained_diffusion_prior(methods_sweep):
+    cache = methods_sweep.parent / "cache"  # run_cli's checkpoint cache for this sweep
+    trained = sorted(p.name.split("-")[0] for p in (cache / "checkpoints").glob("*.pt"))
+    assert trained.count("diffusion_prior") == 1 and "diffpir" not in trained and "dps" not in trained
+    rows = pd.read_parquet(methods_sweep / "results.parquet")
+    keys = rows.groupby("method").checkpoint.first()
+    assert keys["diffpir"] == keys["dps"] != keys["pnp_drunet"]
+
+
 def test_every_registered_method_has_rows_in_the_methods_sweep(methods_sweep):
     rows = pd.read_parquet(methods_sweep / "results.parquet")
     assert set(rows.method) == set(known("method"))
