@@ -59,7 +59,19 @@ def reconstruct_options(cfg: DictConfig) -> dict:
         return {}
     options = OmegaConf.to_container(per_profile[cfg.profile.name], resolve=True)  # validate() checked it is there
     options.pop("seeds", None)
+    options.pop("n_test", None)
     return options
+
+
+def evaluated_images(cfg: DictConfig) -> int | None:
+    """How many test images to evaluate: the profile's `data.n_test`, capped by the method's
+    `reconstruct.<profile>.n_test` (samplers, whose cost is steps x seeds per image, may
+    evaluate the first N test images only; the leaderboard's `images` column shows it)."""
+    n = cfg.profile.data.n_test
+    cap = OmegaConf.select(cfg.method, f"reconstruct.{cfg.profile.name}.n_test", default=None)
+    if cap is None:
+        return n
+    return int(cap) if n is None else min(int(n), int(cap))
 
 
 def sample_seeds(cfg: DictConfig, method) -> list[int]:
@@ -181,7 +193,7 @@ def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str)
 def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
     rows = []
     solver = solver_options(cfg)
-    n, crop = cfg.profile.data.n_test, cfg.profile.data.test_crop
+    n, crop = evaluated_images(cfg), cfg.profile.data.test_crop
     total = len(task.test.ids()[:n] if n else task.test.ids())
     probe = build(cfg.probe.spec)
     examples = ExampleKeeper(cfg, common)  # the first images of each level as PNGs, for W&B and the report

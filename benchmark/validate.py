@@ -40,6 +40,9 @@ def validate(cfg: DictConfig) -> None:
         seeds = per_profile[p.name].get("seeds")
         _require(seeds is None or (isinstance(seeds, ListConfig) and len(seeds) > 0 and all(isinstance(s, int) and s >= 0 for s in seeds)),
                  f"method.reconstruct.{p.name}.seeds", seeds, "a non-empty list of integers >= 0")
+        n_test = per_profile[p.name].get("n_test")
+        _require(n_test is None or (isinstance(n_test, int) and n_test > 0),
+                 f"method.reconstruct.{p.name}.n_test", n_test, "null or an integer > 0")
     tasks = cfg.method.get("tasks")
     why = incompatibility(list(tasks) if tasks else None, cfg.method.name, cfg.task.name)
     if why:

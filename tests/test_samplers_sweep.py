@@ -53,3 +53,13 @@ def test_a_method_without_reconstruct_settings_for_the_profile_fails_in_one_line
     assert proc.returncode == 2
     assert "method.reconstruct (of diffpir)" in proc.stderr and "a section for profile 'smoke'" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out" / "rows").exists()
+
+
+def test_a_sampler_can_evaluate_the_first_test_images_only(tmp_path):
+    proc = run_cli("method=diffpir", "profile=smoke", "method.reconstruct.smoke.n_test=1", f"out={tmp_path / 'out'}",
+                   "progress=false", cache=tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert rows.image_id.nunique() == 1 and sorted(rows.sample_seed) == [0, 1]
+    board = pd.read_csv(tmp_path / "out" / "leaderboard.csv").set_index("method")
+    assert board.loc["diffpir", "n_images"] == 1
