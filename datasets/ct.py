@@ -209,6 +209,9 @@ class CTTask(Task):
         op = tomo.RayTransform(_space(size * self.oversample), geom, impl=impl)
         return OdlLinear(op, self.operators(size, device)["A_fine"].scale)
 
+    def initialize(self, y: torch.Tensor, physics) -> torch.Tensor:
+        return physics.A_dagger(y)  # FBP, as in measure (probes call this on data they make)
+
     def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int, noise_scale: float = 1.0, mismatch=0):
         """`mismatch` != 0: the sinogram of the perturbed geometry with the nominal noise (std and
         realization); the returned physics and FBP are nominal."""

@@ -34,6 +34,9 @@ class LinearTask(Task):
     def initializer(self, y: torch.Tensor, physics) -> torch.Tensor:
         return physics.A_adjoint(y)
 
+    def initialize(self, y: torch.Tensor, physics) -> torch.Tensor:
+        return self.initializer(y, physics)  # what probes call on data they make (noise_model, worst_case)
+
     def perturbed_operator(self, x: torch.Tensor, physics, rng: torch.Generator, level):
         """A' (clean measurements of x) for operator_mismatch at `level`; rng is seeded as the
         nominal operator's was (same random kernel or mask, then perturbed)."""

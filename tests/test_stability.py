@@ -85,7 +85,8 @@ def test_deblur_mismatch_scales_the_kernel_width_and_keeps_the_noise():
     for level, factor in ((-1, 0.8), (1, 1.2), (2, 1.4)):
         assert _kernel_std(task.kernel(rng(), "cpu", factor)) / _kernel_std(nominal) == pytest.approx(factor, rel=0.01)
     x = list(Probe().samples(task, 0, 1, 32, 0, "cpu"))[0].x
-    y0, physics, _ = task.measure(x, "test", "id", 0)
+    y0, physics, x0 = task.measure(x, "test", "id", 0)
+    assert torch.equal(task.initialize(y0, physics), x0)  # probes re-initialize with the task's own initializer
     y1, physics1, _ = task.measure(x, "test", "id", 0, mismatch=1)
     wide = BlurFFT(img_size=(1, 32, 32), filter=task.kernel(rng(), "cpu", 1.2))
     torch.testing.assert_close(physics1.filter, physics.filter)  # the reconstruction operator stays nominal
@@ -234,7 +235,8 @@ def test_rows_carry_energy_monotone_and_traces_are_saved(tmp_path):
                   "profile.data.n_test=2", "profile.data.test_crop=32", "progress=false")
     task, method = build(cfg.task.spec), build(cfg.method.model)
     method.hp["lam"] = 0.07
-    rows = evaluate(cfg, method, task, torch.device("cpu"), {"method": "tv"})
+    common = {"method": "tv", "task": "denoise_bsd68", "probe": "nominal", "config_hash": "test", "seed": 0}
+    rows = evaluate(cfg, method, task, torch.device("cpu"), common)
     assert all(isinstance(r["energy_monotone"], bool) for r in rows)
     trace = json.loads((tmp_path / "traces" / "tv__denoise_bsd68__nominal.json").read_text())
     assert [t["image_id"] for t in trace["images"]] == [r["image_id"] for r in rows]
