@@ -8,12 +8,17 @@ from __future__ import annotations
 import pandas as pd
 
 KEYS = ["task", "probe", "level", "method"]
+# probe columns averaged per level when rows have them (energy_monotone: the fraction of monotone solves)
+OPTIONAL_MEANS = ("sensitivity_std", "amplification", "random_amplification", "energy_monotone")
 
 
 def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame(columns=KEYS + ["psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "seconds_mean", "params", "train_minutes", "n_images", "converged_frac", "n_failed", "seed_std"])
     rows = rows.assign(failed=rows["status"].astype(str).str.startswith("failed") if "status" in rows else False)
+    if "energy_monotone" in rows:  # None for methods without an energy
+        rows = rows.assign(energy_monotone=pd.to_numeric(rows["energy_monotone"].map(
+            lambda v: float("nan") if v is None or v != v else float(bool(v))), errors="coerce"))
     g = rows.groupby(KEYS, sort=False)
     board = g.agg(
         psnr_mean=("psnr", "mean"),
@@ -28,7 +33,7 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
         converged_frac=("converged", "mean"),
         n_failed=("failed", "sum"),
         **({"variant": ("variant", "first")} if "variant" in rows else {}),
-        **({"sensitivity_std": ("sensitivity_std", "mean")} if "sensitivity_std" in rows else {}),
+        **{c: (c, "mean") for c in OPTIONAL_MEANS if c in rows},
     ).reset_index()
     board[["psnr_std", "ssim_std"]] = board[["psnr_std", "ssim_std"]].fillna(0.0)
     board["seed_std"] = seed_spread(rows).reindex(pd.MultiIndex.from_frame(board[KEYS])).fillna(0.0).to_numpy()
@@ -64,14 +69,18 @@ def to_markdown(board: pd.DataFrame) -> str:
             "images": part["n_images"],
             "failed": part["n_failed"].astype(int),  # PSNR/SSIM are means over the images that did not fail
         })
-        if "sensitivity_std" in part and part["sensitivity_std"].notna().any():
-            table["sensitivity std"] = part["sensitivity_std"].map(lambda v: f"{v:.4f}")
+        for column, name in (("sensitivity_std", "sensitivity std"), ("amplification", "amplification"),
+                             ("random_amplification", "random ampl."), ("energy_monotone", "energy monotone")):
+            if column in part and part[column].notna().any():
+                table[name] = part[column].map(lambda v: f"{v:.4f}")
         lines += [table.to_markdown(index=False), ""]
     summary = probe_summary(board)
     if not summary.empty:
         lines += ["## Probe summaries", "",
                   "drop: PSNR at level 0 minus the mean over perturbed levels; auc: mean PSNR over the levels "
-                  "(trapezoid in level order); sensitivity std: mean per-pixel std over noise realizations.", "",
+                  "(trapezoid in level order); sensitivity std: mean per-pixel std over noise realizations; "
+                  "amplification: worst_case's ||x(y+delta) - x(y)|| / ||delta||, the largest per-level mean "
+                  "(random: the same for random deltas of equal norm).", "",
                   summary.round(4).to_markdown(index=False), ""]
     return "\n".join(lines)
 
@@ -80,7 +89,8 @@ def probe_summary(board: pd.DataFrame) -> pd.DataFrame:
     """One line per task x probe x method, for probes with perturbed levels: PSNR at
     level 0, at the worst level, the mean drop from level 0 over the perturbed levels,
     the area under the degradation curve (mean PSNR over all levels, trapezoid in
-    level order), and the sensitivity std where the probe measured it."""
+    level order), the sensitivity std and the worst-case amplification (largest per-level mean,
+    with the random-delta one beside it) where the probe measured them."""
     out = []
     for (task, probe, method), part in board.groupby(["task", "probe", "method"], sort=False):
         part = part.sort_values("level")
@@ -89,7 +99,10 @@ def probe_summary(board: pd.DataFrame) -> pd.DataFrame:
         row = {"task": task, "probe": probe, "method": method}
         if "sensitivity_std" in part and part["sensitivity_std"].notna().any():
             row["sensitivity_std"] = float(part["sensitivity_std"].mean())
-        elif perturbed.empty or nominal_psnr.empty:
+        for column in ("amplification", "random_amplification"):
+            if column in part and part[column].notna().any():
+                row[column] = float(part[column].max())
+        if len(row) == 3 and (perturbed.empty or nominal_psnr.empty):
             continue
         if not perturbed.empty and not nominal_psnr.empty:
             p0 = float(nominal_psnr.iloc[0])

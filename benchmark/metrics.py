@@ -23,6 +23,12 @@ def image_metrics(x_hat: torch.Tensor, x: torch.Tensor, max_pixel: float | None 
     return {"psnr": float(psnr(x_hat, x).mean()), "ssim": float(ssim(x_hat, x).mean())}
 
 
+@torch.no_grad()
+def psnr(x_hat: torch.Tensor, x: torch.Tensor, max_pixel: float | None = 1.0) -> float:
+    """PSNR alone (cheap enough to call at every solver iteration)."""
+    return float(_metrics(max_pixel)[0](x_hat, x).mean())
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """CUDA: peak allocated since the last reset. CPU: the process's resident high-water mark."""
     if device.type == "cuda":

@@ -7,7 +7,7 @@ Sections: provenance (per sweep folder: profiles, devices, git revisions, when
 the results were finished, wall time of the combinations, evaluation and
 training time); per task a sortable leaderboard on the nominal task with the
 published reference and the gap to it, a sortable table per probe (PSNR/SSIM per
-level) with its degradation curve, and reconstruction grids (ground truth,
+level) with its degradation curve (also written as OUT/plots/<task>__<probe>.png), and reconstruction grids (ground truth,
 initializer, each method; PSNR in the captions); the published references.
 CSS and JS are inline, plots (matplotlib) and images are base64 data URIs.
 """
@@ -26,7 +26,7 @@ import pandas as pd
 
 from benchmark import leaderboard, merge, references
 from benchmark.examples import label_of, load_examples
-from benchmark.store import atomic_write_text
+from benchmark.store import atomic_write, atomic_write_text
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:16px 24px;color:#1d2430;background:#fff}
@@ -138,8 +138,8 @@ def probe_html(part: pd.DataFrame, probe: str) -> str:
 
 
 # -- plots ---------------------------------------------------------------------
-def degradation_plot(part: pd.DataFrame, task: str, probe: str) -> str:
-    """PSNR and SSIM against the probe level, one line per method (PNG data URI)."""
+def degradation_png(part: pd.DataFrame, task: str, probe: str) -> bytes:
+    """PSNR and SSIM against the probe level, one line per method (PNG bytes)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 3.4), dpi=100, layout="constrained")
@@ -156,7 +156,23 @@ def degradation_plot(part: pd.DataFrame, task: str, probe: str) -> str:
     fig.suptitle(f"{task}: degradation under probe {probe}", fontsize=11)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    return f'<img class=plot alt="degradation curves {esc(task)} {esc(probe)}" src="{data_uri(buffer.getvalue())}">'
+    return buffer.getvalue()
+
+
+def degradation_plot(part: pd.DataFrame, task: str, probe: str) -> str:
+    return f'<img class=plot alt="degradation curves {esc(task)} {esc(probe)}" src="{data_uri(degradation_png(part, task, probe))}">'
+
+
+def write_plots(board: pd.DataFrame, folder: Path) -> list[Path]:
+    """One PNG per task and probe with perturbed levels: `folder/plots/<task>__<probe>.png`."""
+    written = []
+    for (task, probe), part in board.groupby(["task", "probe"], sort=True):
+        if part["level"].nunique() > 1:
+            path = Path(folder) / "plots" / f"{task}__{probe}.png"
+            png = degradation_png(part, task, probe)
+            atomic_write(path, lambda p: p.write_bytes(png))
+            written.append(path)
+    return written
 
 
 # -- reconstruction grids --------------------------------------------------------
@@ -328,6 +344,8 @@ def write_report(folders: list[str | Path], out_html: str | Path, rows: pd.DataF
     rows = merge.merge(folders) if rows is None else rows
     out_html = Path(out_html)
     atomic_write_text(out_html, render(folders, rows))
+    if not rows.empty:
+        write_plots(leaderboard.aggregate(rows), out_html.parent)  # the degradation curves as PNGs too
     return out_html
 
 

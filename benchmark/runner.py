@@ -25,7 +25,7 @@ from benchmark.hashing import config_hash, portable
 from benchmark.instantiate import build, check_targets
 from benchmark.locks import file_lock
 from benchmark.loggers import log_combination
-from benchmark.metrics import image_metrics, peak_memory_mb
+from benchmark.metrics import image_metrics, peak_memory_mb, psnr
 from benchmark.provenance import device_name, git_rev
 from benchmark.store import ResultStore, atomic_write_text
 from benchmark.validate import validate
@@ -190,6 +190,31 @@ def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str)
     return hp, psnr
 
 
+def convergence_options(cfg: DictConfig) -> tuple[bool, int]:
+    """(track the energy on every row of energy-based methods, PSNR-vs-iteration traces per combination)."""
+    conv = cfg.get("convergence") or {}
+    return bool(conv.get("energy", True)), int(conv.get("traces", 2))
+
+
+class Traces:
+    """PSNR-vs-iteration of the first images at level 0 (energy-based methods), saved as OUT/traces/<label>.json."""
+
+    def __init__(self, cfg: DictConfig, n: int):
+        self.path, self.n, self.items = Path(cfg.out) / "traces" / f"{combination_label(cfg)}.json", n, []
+        self.meta = {"method": cfg.method.name, "task": cfg.task.name, "probe": cfg.probe.name}
+
+    def callback(self, sample, level):
+        if level != 0 or len(self.items) >= self.n:
+            return None
+        item = {"image_id": sample.image_id, "level": level, "psnr": []}
+        self.items.append(item)
+        return lambda k, x: item["psnr"].append(psnr(x, sample.x, sample.max_pixel))
+
+    def save(self) -> None:
+        if self.items:
+            atomic_write_text(self.path, json.dumps({**self.meta, "images": self.items}))
+
+
 def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
     rows = []
     solver = solver_options(cfg)
@@ -199,35 +224,55 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
     examples = ExampleKeeper(cfg, common)  # the first images of each level as PNGs, for W&B and the report
     seeds = sample_seeds(cfg, method)  # samplers: each image once per seed; rows carry it (sample_seed)
     stochastic = getattr(method, "stochastic", False)
+    energy, n_traces = convergence_options(cfg)
+    energy_based = getattr(method, "energy_based", False)
+    traces = Traces(cfg, n_traces if energy_based else 0)
+    row_solver = {**solver, "track_energy": True} if energy and energy_based else solver  # energy: x is unchanged
+    recon = lambda sample: guarded_reconstruct(method, sample, solver)[:2]  # noqa: E731
     for level in probe.levels:
         samples = tqdm(probe.samples(task, level, n, crop, cfg.seed, device), total=total,
                        desc=f"eval {cfg.method.name} {cfg.probe.name}={level}", disable=not cfg.progress, mininterval=5)
-        for s, seed in ((s, seed) for s in samples for seed in seeds):
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            x_hat, info, status = guarded_reconstruct(method, s, {**solver, "seed": seed} if stochastic else solver)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds = time.perf_counter() - t0
-            failed = x_hat is None
-            metrics = {"psnr": float("nan"), "ssim": float("nan")} if failed else image_metrics(x_hat, s.x, s.max_pixel)
-            if status != "ok":
-                log.warning("%s %s level %s: %s", cfg.method.name, s.image_id, level, status)
-            if not failed and seed == seeds[0]:
-                examples.add(level, s, x_hat, metrics)
-                metrics.update(probe.extra(method, task, s, x_hat, solver, cfg.seed,
-                                           lambda sample: guarded_reconstruct(method, sample, solver)[:2]))
-            rows.append({
-                **common, "level": level, "variant": probe.label(level), "image_id": s.image_id, "sample_seed": seed,
-                "height": s.x.shape[-2], "width": s.x.shape[-1],
-                **metrics, "seconds": seconds, "iterations": int(info.get("iterations", 0)),
-                "converged": bool(info.get("converged", True)) and not failed,
-                "rel_change": float(info.get("rel_change", float("nan"))),
-                "status": status, "peak_mem_mb": peak_memory_mb(device),
-            })
+        with probe.solving(method, level) as level_columns:
+            for s in samples:
+                s = probe.adapt(method, task, s, level, solver, cfg.seed, recon)
+                trace = traces.callback(s, level) if energy_based else None
+                for seed in seeds:
+                    run_solver = {**row_solver, "seed": seed} if stochastic else row_solver
+                    if trace is not None and seed == seeds[0]:
+                        run_solver = {**run_solver, "callback": trace}
+                    rows.append(evaluate_one(cfg, method, task, probe, s, level, seed, seeds, run_solver, solver,
+                                             device, examples, common, level_columns))
+    traces.save()
     return rows
+
+
+def evaluate_one(cfg, method, task, probe, s, level, seed, seeds, run_solver, solver, device, examples, common, level_columns) -> dict:
+    """One row: reconstruct sample `s`, score it, add the probe's columns."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    x_hat, info, status = guarded_reconstruct(method, s, run_solver)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    failed = x_hat is None
+    metrics = {"psnr": float("nan"), "ssim": float("nan")} if failed else image_metrics(x_hat, s.x, s.max_pixel)
+    if status != "ok":
+        log.warning("%s %s level %s: %s", cfg.method.name, s.image_id, level, status)
+    if not failed and seed == seeds[0]:
+        examples.add(level, s, x_hat, metrics)
+        metrics.update(probe.extra(method, task, s, x_hat, solver, cfg.seed,
+                                   lambda sample: guarded_reconstruct(method, sample, solver)[:2]))
+    return {
+        **common, "level": level, "variant": probe.label(level), "image_id": s.image_id, "sample_seed": seed,
+        "height": s.x.shape[-2], "width": s.x.shape[-1],
+        **metrics, **level_columns, "seconds": seconds, "iterations": int(info.get("iterations", 0)),
+        "converged": bool(info.get("converged", True)) and not failed,
+        "rel_change": float(info.get("rel_change", float("nan"))),
+        "energy_monotone": info.get("energy_monotone"),  # energy-based methods: did the energy decrease at every iteration
+        "status": status, "peak_mem_mb": peak_memory_mb(device),
+    }
 
 
 def run(cfg: DictConfig) -> dict:

@@ -5,7 +5,8 @@ Accelerated proximal gradient (FISTA) for  min_x f(x) + g(x)  with f smooth
 gradient-based adaptive restart of O'Donoghue & Candes (2015), and backtracking
 on L when f's value is available and no bound is known. Stops when the relative
 change ||x_k+1 - x_k|| / ||x_k|| falls below `tol` for every image of the batch,
-or at `max_iter`.
+or at `max_iter`. `callback(k, x)` is called after every iteration (the runner
+records PSNR-vs-iteration traces with it); it must not change x.
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def apg(
     max_iter: int = 500,
     restart: bool = True,
     track_energy: bool = False,
+    callback: Optional[Callable[[int, torch.Tensor], None]] = None,
 ) -> tuple[torch.Tensor, SolveInfo]:
     if lipschitz is None and f_value is None:
         raise ValueError("apg needs a Lipschitz bound or the smooth part's value for backtracking")
@@ -88,6 +90,8 @@ def apg(
         else:
             z = x_new + ((t - 1.0) / t_new) * step
         x, t = x_new, t_new
+        if callback is not None:
+            callback(k, x)
         if track_energy and energy is not None:
             energies.append(float(energy(x).sum()))
             if len(energies) > 1 and energies[-1] > ENERGY_BLOWUP * max(abs(energies[0]), 1e-12):

@@ -43,7 +43,33 @@ def validate(cfg: DictConfig) -> None:
         n_test = per_profile[p.name].get("n_test")
         _require(n_test is None or (isinstance(n_test, int) and n_test > 0),
                  f"method.reconstruct.{p.name}.n_test", n_test, "null or an integer > 0")
+    why = probe_incompatibility(cfg)
+    if why:
+        raise ConfigError(f"incompatible probe x task pair: {cfg.probe.name} x {cfg.task.name}: {why}")
     tasks = cfg.method.get("tasks")
     why = incompatibility(list(tasks) if tasks else None, cfg.method.name, cfg.task.name)
     if why:
         raise ConfigError(f"incompatible method x task pair: {why}")
+
+
+def _target_class(node):
+    """The class a `_target_` names (allowlisted modules only; None if it cannot be imported)."""
+    from hydra.utils import get_class
+
+    from benchmark.instantiate import allowed_prefixes
+
+    target = str((node or {}).get("_target_", ""))
+    if not target.startswith(allowed_prefixes()):
+        return None
+    try:
+        return get_class(target)
+    except Exception:
+        return None
+
+
+def probe_incompatibility(cfg: DictConfig) -> str | None:
+    """Why the probe cannot run the task (e.g. operator_mismatch on denoising), or None."""
+    probe, task = _target_class(cfg.probe.get("spec")), _target_class(cfg.task.get("spec"))
+    if probe is None or task is None or not hasattr(probe, "incompatible"):
+        return None
+    return probe.incompatible(task)

@@ -23,6 +23,14 @@ Noise: white Gaussian on the sinogram with std `noise` times the mean absolute
 value of the clean sinogram (DIVal's relative noise), fixed per (task, split,
 image, seed). Initializer: filtered back-projection (Hann filter). Metric data
 range: each ground truth's own [min, max].
+
+Operator mismatch (level l): the sinogram is simulated with every angle jittered by
+0.7 |l| u_i degrees (u_i ~ U[-1, 1], drawn once per image, as in the stability
+benchmark of Denker et al.) and the detector shifted by l/2 detector pixels along its
+axis; the noise (std and realization) and the reconstruction operator stay nominal.
+astra's CPU backend ignores detector shifts in its plain parallel-beam geometry, so
+the shifted parallel geometry is handed to it as a `parallel_vec` geometry
+(`_astra_parallel_vec`; checked against the nominal operator in the tests).
 """
 from __future__ import annotations
 
@@ -100,9 +108,40 @@ def operator_norm(op: OdlLinear, iters: int = NORM_ITERS) -> float:
     return math.sqrt(sq)
 
 
+def perturbed_geometry(geom, jitter: np.ndarray, offset: float):
+    """`geom` with its angles moved by `jitter` (radians, one per angle) and its detector shifted by
+    `offset` (in detector units) along its axis."""
+    angles = geom.angles + jitter
+    if np.any(np.diff(angles) <= 0):
+        raise ValueError("operator mismatch: the angle jitter reorders the angles; use smaller levels")
+    apart = odl.nonuniform_partition(angles)
+    d = geom.det_partition
+    dpart = odl.uniform_partition(d.min_pt + offset, d.max_pt + offset, d.shape)
+    if isinstance(geom, tomo.Parallel2dGeometry):
+        return tomo.Parallel2dGeometry(apart, dpart, det_pos_init=geom.det_pos_init)
+    return tomo.FanBeamGeometry(apart, dpart, geom.src_radius, geom.det_radius, src_to_det_init=geom.src_to_det_init,
+                                det_axis_init=geom.det_axis_init)
+
+
+def _astra_parallel_vec(geom) -> dict:
+    """astra's `parallel_vec` geometry of an ODL 2D parallel geometry (rows: ray, detector centre, pixel
+    vector), in the rotated frame ODL's astra backend uses; honours detector shifts."""
+    import astra
+
+    rot = np.array([[0.0, 1.0], [-1.0, 0.0]])  # rotation by -90 degrees, as ODL's astra_conebeam_2d_geom_to_vec
+    angles, mid = geom.angles, float(geom.det_params.mid_pt[0])
+    vec = np.zeros((angles.size, 6))
+    vec[:, 0:2] = (rot @ (-geom.det_to_src(angles, mid)).T).T
+    vec[:, 2:4] = (rot @ geom.det_point_position(angles, mid).T).T
+    vec[:, 4:6] = (rot @ geom.det_axis(angles).T).T * geom.det_partition.cell_sides[0]
+    return astra.create_proj_geom("parallel_vec", geom.detector.size, vec)
+
+
 class CTTask(Task):
     kind = "ct"
     max_pixel = None  # PSNR/SSIM on each ground truth's own range
+    mismatch = "angles jittered by U[-0.7, 0.7] x |level| degrees, detector shifted by level/2 pixels"
+    jitter_deg, offset_px = 0.7, 0.5  # per unit of level
 
     def __init__(self, train: ImageSet, calib: ImageSet, test: ImageSet, name: str = "ct", geometry: str = "parallel",
                  angles: int = 60, size: int = 128, noise: float = 0.05, oversample: int = 2, impl: str | None = None,
@@ -152,7 +191,30 @@ class CTTask(Task):
         physics.data_lipschitz = 1.0  # ||A|| = 1 by construction (normalized by its power-iteration norm)
         return physics
 
-    def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int, noise_scale: float = 1.0):
+    def mismatch_geometry(self, size: int, split: str, image_id: str, seed: int, level):
+        """The perturbed geometry of operator_mismatch at `level` (jitter drawn once per image)."""
+        nominal = make_geometry(self.geometry, size, self.angles, self.src_radius, self.det_radius)
+        u = np.random.default_rng(stable_seed("mismatch", self.name, split, image_id, seed)).uniform(-1.0, 1.0, self.angles)
+        jitter = np.deg2rad(self.jitter_deg * abs(level)) * u
+        return perturbed_geometry(nominal, jitter, self.offset_px * level * nominal.det_partition.cell_sides[0])
+
+    def perturbed_simulation(self, size: int, split: str, image_id: str, seed: int, level, device) -> OdlLinear:
+        """The simulation operator (on the fine grid, nominal normalization) of the perturbed geometry."""
+        geom = self.mismatch_geometry(size, split, image_id, seed, level)
+        impl = self.impl or backend(device, self.geometry)
+        if impl == "skimage" and level:
+            raise ValueError(f"task {self.name}: operator mismatch needs astra (a detector shift), not the skimage backend")
+        if impl == "astra_cpu" and isinstance(geom, tomo.Parallel2dGeometry):
+            geom.implementation_cache["astra_cpu"] = _astra_parallel_vec(geom)  # ODL's plain 'parallel' drops the shift
+        op = tomo.RayTransform(_space(size * self.oversample), geom, impl=impl)
+        return OdlLinear(op, self.operators(size, device)["A_fine"].scale)
+
+    def initialize(self, y: torch.Tensor, physics) -> torch.Tensor:
+        return physics.A_dagger(y)  # FBP, as in measure (probes call this on data they make)
+
+    def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int, noise_scale: float = 1.0, mismatch=0):
+        """`mismatch` != 0: the sinogram of the perturbed geometry with the nominal noise (std and
+        realization); the returned physics and FBP are nominal."""
         size = x.shape[-1]
         if x.shape[-2] != size:
             raise ValueError(f"CT task {self.name}: images must be square, got {tuple(x.shape[-2:])}")
@@ -160,6 +222,8 @@ class CTTask(Task):
         clean = self.operators(size, x.device)["A_fine"].apply(fine.to(x)).unsqueeze(0)  # (1, 1, angles, detectors)
         sigma = self.noise * noise_scale * float(clean.abs().mean())
         physics = self.physics(size, sigma, stable_seed(self.name, split, image_id, seed), x.device)
+        if mismatch:
+            clean = self.perturbed_simulation(size, split, image_id, seed, mismatch, x.device).apply(fine.to(x)).unsqueeze(0)
         y = physics.noise(clean)
         return y, physics, physics.A_dagger(y)
 

@@ -34,13 +34,27 @@ class LinearTask(Task):
     def initializer(self, y: torch.Tensor, physics) -> torch.Tensor:
         return physics.A_adjoint(y)
 
-    def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int, noise_scale: float = 1.0):
+    def initialize(self, y: torch.Tensor, physics) -> torch.Tensor:
+        return self.initializer(y, physics)  # what probes call on data they make (noise_model, worst_case)
+
+    def perturbed_operator(self, x: torch.Tensor, physics, rng: torch.Generator, level):
+        """A' (clean measurements of x) for operator_mismatch at `level`; rng is seeded as the
+        nominal operator's was (same random kernel or mask, then perturbed)."""
+        raise ValueError(f"task {self.name} ({type(self).__name__}) has no operator-mismatch model")
+
+    def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int, noise_scale: float = 1.0, mismatch=0):
+        """`mismatch` != 0: y = A' x + the same noise realization as the nominal data, where A' is
+        `perturbed_operator`; the returned physics (and initializer) are the nominal ones."""
         seed = stable_seed(self.name, split, image_id, seed)
         operator_rng = torch.Generator(device=x.device).manual_seed(seed)
         noise_rng = torch.Generator(device=x.device).manual_seed(seed ^ 0x5EED)
         noise = GaussianNoise(sigma=self.sigma * noise_scale, rng=noise_rng)
         physics = self.operator(x, operator_rng, noise).to(x.device)
-        y = physics(x)
+        if mismatch:
+            perturbed = self.perturbed_operator(x, physics, torch.Generator(device=x.device).manual_seed(seed), mismatch)
+            y = physics.sensor(physics.noise(perturbed(x)))
+        else:
+            y = physics(x)
         return y, physics, self.initializer(y, physics)
 
     def describe(self) -> dict:

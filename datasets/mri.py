@@ -10,6 +10,10 @@ on the imaginary part. Since the unknown is real, A maps R^n to C^m and its
 adjoint is the real part of the zero-filled inverse FFT: that (the zero-filled
 reconstruction) is the initializer. ||A|| = 1 (the sampled centre holds the DC
 component of the orthonormal FFT).
+
+Operator mismatch (level l): the scanner samples the phase-encoding columns of the
+mask shifted by l lines (torch.roll along the columns, periodic) but files them
+under the nominal columns: A' x = roll(M_l F x, -l) with M_l = roll(M, l).
 """
 from __future__ import annotations
 
@@ -48,6 +52,7 @@ class RealImageMRI(MRI):
 
 class MRITask(LinearTask):
     kind = "mri"
+    mismatch = "sampled k-space columns shifted by `level` lines"
 
     def __init__(self, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, acceleration: int = 4,
                  center_fraction: float = 0.08, name: str = "mri"):
@@ -68,6 +73,19 @@ class MRITask(LinearTask):
                                device=x.device, noise_model=noise)
         physics.data_lipschitz = 1.0  # orthonormal FFT and a 0/1 mask holding the DC column
         return physics
+
+    @staticmethod
+    def shifted_mask(mask: torch.Tensor, lines: int) -> torch.Tensor:
+        """The columns the scanner actually samples at mismatch level `lines`."""
+        return torch.roll(mask, shifts=int(lines), dims=-1)
+
+    def perturbed_operator(self, x, physics, rng, level):
+        if not float(level).is_integer():
+            raise ValueError(f"task {self.name}: operator_mismatch levels are whole k-space lines, got {level}")
+        lines = int(level)
+        full = RealImageMRI(mask=torch.ones_like(physics.mask), img_size=tuple(x.shape[-2:]), device=x.device)
+        sampled = self.shifted_mask(physics.mask, lines)
+        return lambda v: torch.roll(sampled * full.A(v), shifts=-lines, dims=-1)
 
     def describe(self) -> dict:
         return {**super().describe(), "acceleration": self.acceleration, "center_fraction": self.center_fraction}

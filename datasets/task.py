@@ -6,7 +6,7 @@ cropped when the profile asks for small images). Subclasses define `measure`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
@@ -22,12 +22,16 @@ class Sample:
     physics: object  # deepinv Physics that made y (operator + noise)
     x0: torch.Tensor  # initializer
     max_pixel: float | None = 1.0  # metric data range: [0, max_pixel]; None: each ground truth's own [min, max]
+    meta: dict = field(default_factory=dict)  # what a probe made the sample with (e.g. worst_case's delta)
 
 
 class Task:
     kind = "task"
     max_pixel: float | None = 1.0  # PSNR/SSIM data range (None: each ground truth's range, as CT studies do)
     adaptation = "refit"  # methods trained elsewhere (on denoising) keep their weights; lambda etc. are re-fitted here
+    # what the operator_mismatch probe perturbs at level l (None: no mismatch model). Tasks that have one
+    # accept `measure(..., mismatch=l)`: data from the perturbed operator, the nominal physics returned.
+    mismatch: str | None = None
 
     def __init__(self, name: str, train: ImageSet, calib: ImageSet, test: ImageSet):
         self.name, self.train, self.calib, self.test = name, train, calib, test

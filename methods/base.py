@@ -16,7 +16,7 @@ from deepinv.optim.data_fidelity import L2
 from benchmark.solver import SolveInfo, apg
 
 FAMILIES = ("variational", "denoiser", "sampler")
-APG_OPTIONS = ("tol", "max_iter", "restart", "track_energy")
+APG_OPTIONS = ("tol", "max_iter", "restart", "track_energy", "callback")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class Hyper:
     retrain: bool = False
     integer: bool = False  # an iteration count: calibration tries whole numbers only
     bounds: Optional[tuple[float, float]] = None  # the search never leaves [low, high] (e.g. a weight in (0, 1])
+    # parameter-choice rule (probe noise_decay): with the noise std times s, the calibrated value times s**noise_power
+    noise_power: float = 0.0
 
 
 class Method(torch.nn.Module):
@@ -59,6 +61,12 @@ class Method(torch.nn.Module):
     def reconstruct(self, y: torch.Tensor, physics, x0: torch.Tensor, solver: dict) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
 
+    def differentiable_reconstruct(self, y, physics, x0, x_ref: torch.Tensor, solver: dict) -> Optional[torch.Tensor]:
+        """x(y) with autograd from y (the worst_case probe ascends through it); x0: the initializer of y,
+        x_ref: the converged x of the unperturbed data. None: no differentiable path (the probe then
+        searches at random)."""
+        return None
+
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -83,7 +91,7 @@ class VariationalMethod(Method):
     family = "variational"
     energy_based = True
     smooth_regularizer = True
-    hyperparameters = {"lam": Hyper(1.0, span=100.0, calibrate=True)}
+    hyperparameters = {"lam": Hyper(1.0, span=100.0, calibrate=True, noise_power=1.0)}
 
     def reg_energy(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -125,6 +133,21 @@ class VariationalMethod(Method):
                 **solver,
             )
         return x, solve_summary(info)
+
+
+    def differentiable_reconstruct(self, y, physics, x0, x_ref, solver: dict) -> torch.Tensor:
+        """Unrolled: `solver["unroll"]` (default 20) proximal-gradient steps of step 1/L with autograd on,
+        warm-started at the converged x_ref (detached). Near a minimizer this follows the minimizer's local
+        response to y (a truncated Neumann series of the implicit derivative); the amplification the probe
+        reports always comes from converged solves."""
+        lam, fidelity = self.hp["lam"], L2()
+        lip = data_lipschitz(physics, x_ref) + (lam * self.reg_lipschitz() if self.smooth_regularizer else 0.0)
+        x = x_ref.detach()
+        with torch.enable_grad():
+            for _ in range(int(solver.get("unroll", 20))):
+                g = fidelity.grad(x, y, physics)
+                x = x - (g + lam * self.reg_grad(x)) / lip if self.smooth_regularizer else self.reg_prox(x - g / lip, lam / lip)
+        return x
 
 
 def data_lipschitz(physics, x: torch.Tensor) -> float:

@@ -73,7 +73,7 @@ class DEAL(Method):
     energy_based = False  # a fixed point with a convergence check (relative change), but no energy to evaluate
     trainable = True
     hyperparameters = {
-        "sigma": Hyper(25.0, span=4.0, calibrate=True, bounds=(1.0, 50.0)),  # mask noise level, 0-255 scale
+        "sigma": Hyper(25.0, span=4.0, calibrate=True, bounds=(1.0, 50.0), noise_power=1.0),  # mask noise level, 0-255 scale
         "lam": Hyper(1.0, span=10.0, calibrate=True),  # factor on the learned lambda(sigma)
     }
 

@@ -60,8 +60,7 @@ class PnP(Method):
         sigmas = dpir_schedule(int(round(self.hp["iterations"])), self.hp["strength"] * sigma_n, self.sigma_start)
         return sigmas, sigmas**2 / (self.hp["lam"] * sigma_n**2)
 
-    @torch.no_grad()
-    def reconstruct(self, y, physics, x0, solver: dict) -> tuple[torch.Tensor, dict]:
+    def run(self, y, physics, x0, solver: dict, unfold: bool = False) -> torch.Tensor:
         sigmas, steps = self.schedule(physics)
         algo = HQS(
             data_fidelity=L2(),
@@ -69,7 +68,16 @@ class PnP(Method):
             params_algo={"stepsize": steps.tolist(), "g_param": sigmas.tolist()},
             max_iter=len(sigmas),
             early_stop=False,
+            unfold=unfold,  # deepinv runs its iterations under no_grad unless unfolded
         )
-        with precision(self.denoiser, solver.get("bf16", False)):
-            x = algo(y, physics, init=x0)
-        return x, {"iterations": len(sigmas)}
+        with precision(self.denoiser, solver.get("bf16", False) and not unfold):
+            return algo(y, physics, init=x0)
+
+    @torch.no_grad()
+    def reconstruct(self, y, physics, x0, solver: dict) -> tuple[torch.Tensor, dict]:
+        return self.run(y, physics, x0, solver), {"iterations": int(round(self.hp["iterations"]))}
+
+    def differentiable_reconstruct(self, y, physics, x0, x_ref, solver: dict) -> torch.Tensor:
+        """The same HQS iterations with autograd on (in fp32), from the initializer x0 of y."""
+        with torch.enable_grad():
+            return self.run(y, physics, x0, solver, unfold=True)

@@ -16,7 +16,7 @@ from regbench_methods.base import Hyper, VariationalMethod
 
 
 class PriorMethod(VariationalMethod):
-    hyperparameters = {"lam": Hyper(0.1, span=100.0, calibrate=True)}
+    hyperparameters = {"lam": Hyper(0.1, span=100.0, calibrate=True, noise_power=1.0)}
 
     def __init__(self, prior, smooth: bool = False, lipschitz: float | None = None, **hyper: float):
         super().__init__(**hyper)

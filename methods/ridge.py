@@ -137,7 +137,7 @@ class LinearSpline(torch.nn.Module):
 class RidgeRegularizer(VariationalMethod):
     trainable = True
     hyperparameters = {
-        "lam": Hyper(1.0, span=10.0, calibrate=True),
+        "lam": Hyper(1.0, span=10.0, calibrate=True, noise_power=1.0),
         "mu": Hyper(4.0, span=4.0, calibrate=True),
     }
 
@@ -222,6 +222,14 @@ class RidgeRegularizer(VariationalMethod):
         finally:
             self._cache = None
             self.__dict__.pop("reg_grad", None)
+
+    def differentiable_reconstruct(self, y, physics, x0, x_ref, solver):
+        with torch.no_grad():  # parameters as constants: only y (through x) is differentiated
+            self._cache = (self.W.spectral_norm(), self.spline.tables())
+        try:
+            return super().differentiable_reconstruct(y, physics, x0, x_ref, solver)
+        finally:
+            self._cache = None
 
     # -- training ---------------------------------------------------------------
     def fit(self, patches, budget: dict, progress: bool = True) -> dict:

@@ -13,7 +13,7 @@ from regbench_methods.base import Hyper, VariationalMethod
 
 class TV(VariationalMethod):
     smooth_regularizer = False
-    hyperparameters = {"lam": Hyper(0.1, span=30.0, calibrate=True)}
+    hyperparameters = {"lam": Hyper(0.1, span=30.0, calibrate=True, noise_power=1.0)}
 
     def __init__(self, prox_iters: int = 200, prox_tol: float = 1e-5, **hyper: float):
         super().__init__(**hyper)
@@ -29,3 +29,7 @@ class TV(VariationalMethod):
         # deepinv's TV denoiser warm-starts from its last call; each image starts fresh.
         self.prior.TVModel.restart = True
         return super().reconstruct(y, physics, x0, solver)
+
+    def differentiable_reconstruct(self, y, physics, x0, x_ref, solver):
+        self.prior.TVModel.restart = True
+        return super().differentiable_reconstruct(y, physics, x0, x_ref, solver)
