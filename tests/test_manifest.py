@@ -15,15 +15,20 @@ def _manifest():
     return json.loads((WEIGHTS / checkpoints.MANIFEST).read_text())
 
 
+def _config_name(entry: dict) -> str:
+    """The method config a checkpoint was released for (shared weights: the one calibrated)."""
+    return entry.get("calibration", {}).get("method", entry["method"])
+
+
 def test_every_trainable_default_method_has_a_released_checkpoint():
-    released = {entry["method"] for entry in _manifest().values()}
+    released = {_config_name(entry) for entry in _manifest().values()}
     assert set(DEFAULT_METHODS) <= released
 
 
 @pytest.mark.parametrize("key", sorted(_manifest()) if (WEIGHTS / checkpoints.MANIFEST).exists() else [])
 def test_manifest_entry_matches_its_current_default_config_and_file(key):
     entry = _manifest()[key]
-    cfg = compose(f"method={entry['method']}", "profile=cpu")
+    cfg = compose(f"method={_config_name(entry)}", "profile=cpu")
     spec = checkpoints.training_spec(cfg.method, "cpu", cfg.seed)
     assert checkpoints.checkpoint_key(spec) == key, f"{entry['file']} is stale: run `make train-release`"
     assert entry["spec"] == spec
@@ -41,3 +46,9 @@ def test_a_changed_config_gets_a_different_key():
     assert k(base) != k(changed)
     moved = compose("method=crr", "profile=cpu", "data.root=/elsewhere")
     assert k(base) == k(moved)  # where the data lives does not change what was trained
+
+
+def test_diffpir_and_dps_resolve_to_the_one_released_diffusion_prior():
+    keys = {m: checkpoints.checkpoint_key(checkpoints.training_spec(compose(f"method={m}", "profile=cpu").method, "cpu", 0))
+            for m in ("diffpir", "dps")}
+    assert keys["diffpir"] == keys["dps"] and _manifest()[keys["dps"]]["method"] == "diffusion_prior"

@@ -56,7 +56,7 @@ def test_a_method_without_reconstruct_settings_for_the_profile_fails_in_one_line
 
 
 def test_a_sampler_can_evaluate_the_first_test_images_only(tmp_path):
-    proc = run_cli("method=diffpir", "profile=smoke", "method.reconstruct.smoke.n_test=1", f"out={tmp_path / 'out'}",
+    proc = run_cli("method=diffpir", "profile=smoke", "+method.reconstruct.smoke.n_test=1", f"out={tmp_path / 'out'}",
                    "progress=false", cache=tmp_path / "cache")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = pd.read_parquet(tmp_path / "out" / "results.parquet")
