@@ -193,7 +193,7 @@ def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str)
 def convergence_options(cfg: DictConfig) -> tuple[bool, int]:
     """(track the energy on every row of energy-based methods, PSNR-vs-iteration traces per combination)."""
     conv = cfg.get("convergence") or {}
-    return bool(conv.get("energy", True)), int(conv.get("traces", 2))
+    return bool(conv.get("energy", False)), int(conv.get("traces", 2))
 
 
 class Traces:

@@ -232,7 +232,7 @@ def test_rows_carry_energy_monotone_and_traces_are_saved(tmp_path):
     from benchmark.runner import evaluate
 
     cfg = compose("method=tv", "probe=nominal", "profile=smoke", f"out={tmp_path}", "examples=0",
-                  "profile.data.n_test=2", "profile.data.test_crop=32", "progress=false")
+                  "profile.data.n_test=2", "profile.data.test_crop=32", "progress=false", "convergence.energy=true")
     task, method = build(cfg.task.spec), build(cfg.method.model)
     method.hp["lam"] = 0.07
     common = {"method": "tv", "task": "denoise_bsd68", "probe": "nominal", "config_hash": "test", "seed": 0}
