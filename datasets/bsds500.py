@@ -7,7 +7,6 @@ When missing, the canonical archive is downloaded (md5-checked) if
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from benchmark.plugins import REPO_ROOT
 from regbench_datasets.images import DataMissingError, ImageSet
+from regbench_datasets.zenodo import md5sum
 
 URL = "https://github.com/BIDS/BSDS500/archive/refs/heads/master.zip"
 MD5 = "7bfe17302a219367694200a61ce8256c"
@@ -29,14 +29,6 @@ DOWNLOAD_HELP = "python -m scripts.download_data"
 def data_root(root: str | None = None) -> Path:
     root = root or os.environ.get("REGBENCH_DATA") or str(REPO_ROOT / "data")
     return Path(root).expanduser().resolve()
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def extract_archive(archive: Path, root: Path) -> None:
@@ -65,7 +57,7 @@ def download(root: Path, url: str | None = None, md5: str | None = None) -> None
     archive = Path(name)
     try:
         urllib.request.urlretrieve(url, archive)
-        got = _md5(archive)
+        got = md5sum(archive)
         if got != md5:
             raise DataMissingError(f"BSDS500 archive from {url} has md5 {got}, expected {md5}; not using it")
         extract_archive(archive, root)
