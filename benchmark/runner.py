@@ -147,11 +147,12 @@ def guarded_reconstruct(method, sample, solver: dict):
     return x_hat, info, status
 
 
-def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str) -> tuple[dict, float]:
-    """Calibrate on the task's calibration images; cached per (weights, task, calibration set, solver, search)."""
+def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str) -> tuple[dict, float, float]:
+    """Calibrate on the task's calibration images; cached per (weights, task, calibration set, solver, search).
+    Returns (hyperparameters, calibration PSNR, seconds the calibration took when it ran)."""
     space = method.calibration_space()
     if not space:
-        return dict(method.hp), float("nan")
+        return dict(method.hp), float("nan"), 0.0
     data = cfg.profile.data
     options = reconstruct_options(cfg)  # sampler steps etc.: only when the method has some (older keys stay valid)
     key = config_hash(weights_key, portable(cfg.task), data.n_calib, data.calib_crop, portable(cfg.profile.solver),
@@ -162,11 +163,14 @@ def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str)
             cached = json.loads(path.read_text())
             method.hp.update(cached["hp"])
             log.info("%s: calibration from cache %s", cfg.method.name, cached["hp"])
-            return cached["hp"], cached["psnr"]
+            return cached["hp"], cached["psnr"], float(cached.get("seconds", float("nan")))
         except (json.JSONDecodeError, KeyError):
             log.warning("calibration cache %s is corrupt; recalibrating", path)
     samples = list(task.samples("calib", cfg.profile.data.n_calib, cfg.profile.data.calib_crop, cfg.seed, device))
     solver = solver_options(cfg)
+    cap = cfg.profile.calibrate.get("max_iter")  # far-off values (lambda x100) need thousands of iterations only to
+    if cap:                                      # rank last: a cap keeps the search cheap (the optimum converges below it)
+        solver["max_iter"] = min(int(cap), solver["max_iter"])
 
     def mean_psnr(hp: dict) -> float:
         saved = dict(method.hp)
@@ -184,16 +188,19 @@ def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str)
 
     t0 = time.perf_counter()
     hp, psnr = calibrate(method, mean_psnr, int(cfg.profile.calibrate.evals))
+    seconds = time.perf_counter() - t0
     log.info("%s: calibrated %s -> %.2f dB on %d calibration images (%.1fs)", cfg.method.name,
-             {k: round(v, 5) for k, v in hp.items()}, psnr, len(samples), time.perf_counter() - t0)
-    atomic_write_text(path, json.dumps({"hp": hp, "psnr": psnr}))
-    return hp, psnr
+             {k: round(v, 5) for k, v in hp.items()}, psnr, len(samples), seconds)
+    atomic_write_text(path, json.dumps({"hp": hp, "psnr": psnr, "seconds": seconds}))
+    return hp, psnr, seconds
 
 
-def convergence_options(cfg: DictConfig) -> tuple[bool, int]:
-    """(track the energy on every row of energy-based methods, PSNR-vs-iteration traces per combination)."""
+def convergence_options(cfg: DictConfig) -> tuple[dict, int]:
+    """(solver options that track the energy on the rows of energy-based methods, or {}; PSNR-vs-iteration
+    traces per combination)."""
     conv = cfg.get("convergence") or {}
-    return bool(conv.get("energy", False)), int(conv.get("traces", 2))
+    energy = {"track_energy": True, "energy_every": int(conv.get("energy_every", 1))} if conv.get("energy", False) else {}
+    return energy, int(conv.get("traces", 2))
 
 
 class Traces:
@@ -227,7 +234,7 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
     energy, n_traces = convergence_options(cfg)
     energy_based = getattr(method, "energy_based", False)
     traces = Traces(cfg, n_traces if energy_based else 0)
-    row_solver = {**solver, "track_energy": True} if energy and energy_based else solver  # energy: x is unchanged
+    row_solver = {**solver, **energy} if energy_based else solver  # energy tracking leaves x unchanged
     recon = lambda sample: guarded_reconstruct(method, sample, solver)[:2]  # noqa: E731
     for level in probe.levels:
         samples = tqdm(probe.samples(task, level, n, crop, cfg.seed, device), total=total,
@@ -270,7 +277,7 @@ def evaluate_one(cfg, method, task, probe, s, level, seed, seeds, run_solver, so
         **metrics, **level_columns, "seconds": seconds, "iterations": int(info.get("iterations", 0)),
         "converged": bool(info.get("converged", True)) and not failed,
         "rel_change": float(info.get("rel_change", float("nan"))),
-        "energy_monotone": info.get("energy_monotone"),  # energy-based methods: did the energy decrease at every iteration
+        "energy_monotone": info.get("energy_monotone"),  # energy-based methods: did the sampled energy never increase
         "status": status, "peak_mem_mb": peak_memory_mb(device),
     }
 
@@ -296,12 +303,12 @@ def run(cfg: DictConfig) -> dict:
     method = build(cfg.method.model).to(device)
     weights = prepare_weights(cfg, method, device)
     method.eval()
-    hp, calib_psnr = fit_hyperparameters(cfg, method, task, device, weights["key"])
+    hp, calib_psnr, calib_seconds = fit_hyperparameters(cfg, method, task, device, weights["key"])
     common = {
         "method": cfg.method.name, "task": cfg.task.name, "probe": cfg.probe.name, "seed": int(cfg.seed),
         "params": method.n_params(), "config_hash": combo, "checkpoint": weights["key"], "git_rev": git_rev(),
         "device": device_name(device), "profile": cfg.profile.name, "train_minutes": weights["train_minutes"],
-        "hyper": json.dumps(hp, sort_keys=True), "calib_psnr": calib_psnr,
+        "hyper": json.dumps(hp, sort_keys=True), "calib_psnr": calib_psnr, "calib_seconds": calib_seconds,
     }
     t0 = time.perf_counter()
     rows = evaluate(cfg, method, task, device, common)

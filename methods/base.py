@@ -15,8 +15,8 @@ from deepinv.optim.data_fidelity import L2
 
 from benchmark.solver import SolveInfo, apg
 
-FAMILIES = ("variational", "denoiser", "sampler")
-APG_OPTIONS = ("tol", "max_iter", "restart", "track_energy", "callback")
+FAMILIES = ("baseline", "variational", "denoiser", "sampler")  # baseline: no prior at all (the initializer)
+APG_OPTIONS = ("tol", "max_iter", "restart", "track_energy", "energy_every", "callback")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from benchmark.instantiate import build
 from benchmark.runner import cpu_state, fit_hyperparameters, train_method
 
 log = logging.getLogger("regbench")
-DEFAULT_METHODS = ("crr", "wcrr", "pnp_drunet", "diffpir")  # dps shares diffpir's diffusion prior; deal: not released yet (train-release ARGS="method=deal")
+DEFAULT_METHODS = ("crr", "wcrr", "pnp_drunet", "diffpir", "deal")  # dps shares diffpir's diffusion prior
 
 
 def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), from_cache: bool = False) -> dict:
@@ -49,7 +49,7 @@ def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), 
         entry = train_method(cfg, model, device, spec)
     model.eval()
     task = build(cfg.task.spec)
-    hp, psnr = fit_hyperparameters(cfg, model, task, device, key)
+    hp, psnr, _ = fit_hyperparameters(cfg, model, task, device, key)
     entry["calibration"] = {"method": method, "task": cfg.task.name, "hp": hp, "psnr": psnr, "images": cfg.profile.data.n_calib,
                             "crop": cfg.profile.data.calib_crop}
     return checkpoints.save(cfg, name, key, cpu_state(part), entry, folder=checkpoints.weights_root(cfg))

@@ -100,3 +100,25 @@ def test_outward_search_stops_at_the_bounds():
 
     x, _ = search(score, 0.0, 1.0, 6, ceil=2.0)
     assert x == pytest.approx(2.0) and max(calls) <= 2.0
+
+
+def test_calibration_solves_obey_the_profile_iteration_cap(tmp_path):
+    """`+profile.calibrate.max_iter` reaches the calibration solves (and only them), and rows record calib_seconds."""
+    import torch
+    from benchmark.instantiate import build
+    from benchmark.runner import fit_hyperparameters
+    from conftest import compose
+
+    class Recorder(Method):
+        hyperparameters = {"lam": Hyper(1.0, span=4.0, calibrate=True)}
+        seen: list = []
+
+        def reconstruct(self, y, physics, x0, solver):
+            self.seen.append(solver["max_iter"])
+            return x0 / (1 + abs(math.log(self.hp["lam"]))), {}  # best at lam = 1
+
+    cfg = compose("profile=smoke", f"cache_dir={tmp_path}", "+profile.calibrate.max_iter=7")
+    method = Recorder()
+    hp, _, seconds = fit_hyperparameters(cfg, method, build(cfg.task.spec), torch.device("cpu"), "recorder")
+    assert set(method.seen) == {7} and hp["lam"] == pytest.approx(1.0, rel=0.3) and seconds > 0
+    assert int(cfg.profile.solver.max_iter) > 7

@@ -9,7 +9,7 @@ import pandas as pd
 
 from conftest import REPO, run_cli
 
-TIMING = ["seconds", "peak_mem_mb", "git_rev", "train_minutes"]
+TIMING = ["seconds", "peak_mem_mb", "git_rev", "train_minutes", "calib_seconds"]
 
 
 def _comparable(rows):

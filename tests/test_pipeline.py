@@ -64,6 +64,11 @@ def test_checkpoints_are_reused_by_a_new_sweep(smoke_sweep, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = proc.stdout + proc.stderr
     assert "using checkpoint" in log and "training" not in log
+    # the calibration comes from the cache, with the seconds it took when it ran
+    first = pd.read_parquet(smoke_sweep["out"] / "results.parquet").groupby("method").calib_seconds.first()
+    again = pd.read_parquet(tmp_path / "results.parquet").groupby("method").calib_seconds.first()
+    assert "calibration from cache" in log and (first[["crr", "wcrr"]] > 0).all()
+    assert again.to_dict() == first[["crr", "wcrr"]].to_dict()
 
 
 def test_evaluate_on_a_folder_of_own_images(smoke_sweep, tmp_path):

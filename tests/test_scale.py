@@ -8,7 +8,7 @@ from benchmark import perf
 from benchmark.metrics import image_metrics
 from conftest import REPO, compose, run_cli
 
-TIMING = ["seconds", "peak_mem_mb", "train_minutes"]
+TIMING = ["seconds", "peak_mem_mb", "train_minutes", "calib_seconds"]
 KEY = ["method", "task", "probe", "level", "image_id"]
 
 
@@ -55,8 +55,10 @@ def test_fast_solver_matches_the_reference_solver():
 def test_perf_writes_its_documented_columns(tmp_path):
     perf.main([f"out={tmp_path}", "methods=tv", "images=1", "crop=48", "train_steps=0", "smoke=false"])
     table = pd.read_csv(tmp_path / "perf.csv")
-    assert {"method", "image_id", "seconds", "iterations", "psnr", "threads", "device", "psnr_ref"} <= set(table.columns)
+    assert {"method", "image_id", "seconds", "iterations", "psnr", "threads", "device", "psnr_ref",
+            "seconds_energy", "energy_monotone"} <= set(table.columns)
     assert table.method.tolist() == ["tv"] and table.psnr.between(15, 50).all()
+    assert table.seconds_energy.gt(0).all() and table.energy_monotone.notna().all()  # TV is energy-based: tracked
     assert abs(table.psnr_gap.iloc[0]) < 0.05
     md = (tmp_path / "perf.md").read_text()
     assert "| tv " in md and "threads" in md

@@ -88,3 +88,16 @@ def test_compiled_ridge_gradient_gives_the_same_reconstruction():
     assert info_eager["converged"] and info_fast["converged"]
     assert float((eager - fast).abs().max()) < 1e-5
     assert "reg_grad" not in m.__dict__  # the eager gradient is back after the solve
+
+
+def test_sampled_energy_tracking_records_every_kth_iterate_and_the_last():
+    Q, b, _ = _quadratic(seed=2)
+    f = lambda x: 0.5 * ((x @ Q) * x).sum(1) - (b * x).sum(1)
+    L = float(torch.linalg.eigvalsh(Q).max())
+    common = dict(lipschitz=L, energy=f, tol=1e-8, max_iter=20000, track_energy=True)
+    _, full = apg(torch.zeros_like(b), lambda x: x @ Q - b, **common)
+    every = next(e for e in (6, 7, 8) if full.iterations % e)  # the last iterate is not a multiple: recorded too
+    _, sampled = apg(torch.zeros_like(b), lambda x: x @ Q - b, energy_every=every, **common)
+    assert sampled.iterations == full.iterations > 3 * every
+    expected = [full.energies[k - 1] for k in range(every, full.iterations + 1, every)] + [full.energies[-1]]
+    assert sampled.energies == expected

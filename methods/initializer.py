@@ -1,0 +1,15 @@
+"""The task's own initializer (FBP for CT, zero-filled for MRI, y for deblurring, bicubic
+for super-resolution) reported as a method: the baseline every regularizer must beat."""
+from __future__ import annotations
+
+import torch
+
+from regbench_methods.base import Method
+
+
+class Initializer(Method):
+    family = "baseline"
+
+    @torch.no_grad()
+    def reconstruct(self, y, physics, x0, solver):
+        return x0.clone(), {"iterations": 0}
