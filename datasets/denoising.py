@@ -24,7 +24,7 @@ class DenoisingTask(Task):
 
     def physics(self, seed: int, device, noise_scale: float = 1.0) -> dinv.physics.Physics:
         rng = torch.Generator(device=device).manual_seed(seed)
-        physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(sigma=self.sigma * noise_scale, rng=rng)).to(device)
+        physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(sigma=self.sigma * noise_scale, rng=rng), device=device).to(device)
         physics.data_lipschitz = 1.0
         return physics
 

@@ -3,12 +3,19 @@
 Each image gets its own Bernoulli mask (kept with probability 1 - `missing`),
 drawn from a generator seeded by task, split, image id and seed (deepinv's
 `Inpainting` with a float mask uses its `BernoulliSplittingMaskGenerator`).
-||A|| = 1. Initializer: A^T y, the observed pixels with zeros where missing.
+||A|| = 1. Initializer (`initializer`): `fill` (default) keeps the observed pixels and
+fills each missing one with the Gaussian-weighted mean of the observed pixels around
+it (normalized convolution, std `fill_width` px); `zeros` is A^T y. Why fill: from
+zeros (9 dB) a PnP denoiser sees a 50% black-pixel pattern no Gaussian noise level
+describes and never recovers (20 dB on BSD68); from the fill (27 dB on the calibration
+crops) it starts where denoising makes sense. Convex methods reach the same minimizer.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from deepinv.physics import Inpainting
+from deepinv.physics.functional.blur import gaussian_blur
 
 from regbench_datasets.images import ImageSet
 from regbench_datasets.linear_task import LinearTask
@@ -17,16 +24,36 @@ from regbench_datasets.linear_task import LinearTask
 class InpaintingTask(LinearTask):
     kind = "inpainting"
 
-    def __init__(self, missing: float, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, name: str = "inpaint"):
+    def __init__(self, missing: float, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, name: str = "inpaint",
+                 initializer: str = "fill", fill_width: float = 1.0):
         if not 0 <= missing < 1:
             raise ValueError(f"task.missing={missing!r} is not allowed; allowed: a fraction of missing pixels in [0, 1)")
+        if initializer not in ("fill", "zeros"):
+            raise ValueError(f"task.initializer={initializer!r} is not allowed; allowed: fill, zeros")
+        if not fill_width > 0:
+            raise ValueError(f"task.fill_width={fill_width!r} is not allowed; allowed: a Gaussian std > 0 in pixels")
         super().__init__(sigma=sigma, train=train, calib=calib, test=test, name=name)
-        self.missing = float(missing)
+        self.missing, self.init_kind, self.fill_width = float(missing), initializer, float(fill_width)
 
     def operator(self, x: torch.Tensor, rng: torch.Generator, noise):
         physics = Inpainting(img_size=tuple(x.shape[1:]), mask=1.0 - self.missing, device=x.device, rng=rng, noise_model=noise)
         physics.data_lipschitz = 1.0  # a 0/1 mask
         return physics
 
+    def initializer(self, y: torch.Tensor, physics) -> torch.Tensor:
+        observed = physics.A_adjoint(y)
+        if self.init_kind == "zeros":
+            return observed
+        mask = physics.A_adjoint(physics.A(torch.ones_like(observed)))  # 1 where observed, 0 where missing
+        kernel = gaussian_blur(sigma=(self.fill_width, self.fill_width)).to(observed)
+        kernel = kernel.expand(observed.shape[1], 1, *kernel.shape[-2:])
+        pad = [kernel.shape[-1] // 2] * 4
+
+        def smooth(t):
+            return F.conv2d(F.pad(t, pad, mode="reflect"), kernel, groups=t.shape[1])
+
+        filled = smooth(observed) / smooth(mask).clamp_min(1e-6)  # pixels with no observed neighbour: 0
+        return mask * observed + (1 - mask) * filled
+
     def describe(self) -> dict:
-        return {**super().describe(), "missing": self.missing}
+        return {**super().describe(), "missing": self.missing, "initializer": self.init_kind}
