@@ -2,6 +2,12 @@
 
 max_pixel=None uses each ground truth's own range [min, max] (deepinv's convention
 for it), which CT tasks declare, as the comparative studies of CT reconstruction do.
+
+Metrics are computed in float64: SSIM's local variances (E[x^2] - E[x]^2 over a
+Gaussian window) cancel catastrophically in low precision, and on CUDA PyTorch
+runs float32 convolutions in TF32 by default. Measured on an H100 (camera image,
+noise 0.05): SSIM 0.4231 in float32 on CUDA, 0.4411 on the CPU and 0.4411 in
+float64 on CUDA; BSD68 rows computed in float32 on CUDA read 0.015-0.02 lower.
 """
 from __future__ import annotations
 
@@ -20,13 +26,14 @@ def _metrics(max_pixel: float):
 @torch.no_grad()
 def image_metrics(x_hat: torch.Tensor, x: torch.Tensor, max_pixel: float | None = 1.0) -> dict:
     psnr, ssim = _metrics(max_pixel)
+    x_hat, x = x_hat.double(), x.double()
     return {"psnr": float(psnr(x_hat, x).mean()), "ssim": float(ssim(x_hat, x).mean())}
 
 
 @torch.no_grad()
 def psnr(x_hat: torch.Tensor, x: torch.Tensor, max_pixel: float | None = 1.0) -> float:
     """PSNR alone (cheap enough to call at every solver iteration)."""
-    return float(_metrics(max_pixel)[0](x_hat, x).mean())
+    return float(_metrics(max_pixel)[0](x_hat.double(), x.double()).mean())
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -269,3 +269,13 @@ def test_inpainting_fill_initializer_keeps_observed_pixels_and_fills_the_rest():
     assert fill_psnr > image_metrics(zeros, s.x, s.max_pixel)["psnr"] + 10, fill_psnr
     with pytest.raises(ValueError, match="task.initializer='median' is not allowed"):
         type(task)(missing=0.5, sigma=0.01, train=task.train, calib=task.calib, test=task.test, initializer="median")
+
+
+def test_metrics_are_computed_in_float64_whatever_the_input_precision():
+    """SSIM's local variances cancel in low precision (TF32 on CUDA read 0.02 low): image_metrics
+    casts to float64, so bfloat16 inputs score as their exact float64 values do."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 1, 64, 64, generator=g).cumsum(-1) / 64  # smooth ramps, not white noise
+    y = (x + 0.05 * torch.randn(x.shape, generator=g)).to(torch.bfloat16)
+    low, exact = image_metrics(y, x.to(torch.bfloat16)), image_metrics(y.double(), x.to(torch.bfloat16).double())
+    assert low["ssim"] == pytest.approx(exact["ssim"], abs=1e-9) and low["psnr"] == pytest.approx(exact["psnr"], abs=1e-9)
