@@ -3,7 +3,8 @@
 Golden-section search of the mean calibration PSNR in log scale, one
 hyperparameter after the other (in the order the method declares them), each in
 [v / span, v * span] around its current value (the trained value for learned
-methods), clipped to the hyperparameter's `bounds`. When the best value is the
+methods), clipped to the hyperparameter's `bounds`; the current value is kept
+unless the search beats it, so no coordinate undoes what the earlier ones gained. When the best value is the
 outermost one tried, the optimum may lie beyond the span (a regularizer trained
 on denoising at sigma=25/255 needs a far smaller lambda on a task with noise
 0.01): the search then steps outward in doubling steps of span/2 (in log scale,
@@ -98,6 +99,11 @@ def calibrate(method, psnr_of: Callable[[dict], float], evals: int) -> tuple[dic
         else:
             floor, ceil = (math.log(b) if b > 0 else -math.inf for b in search_bounds(hyper))
             log_v, best_psnr = search(score, math.log(lo), math.log(hi), evals, floor, ceil)
+            # monotone: the value the coordinate had stays unless the search beat it (with several
+            # hyperparameters a golden section can miss it, and one coordinate would undo another)
+            log_now = math.log(method.hp[name])
+            if score(log_now) > best_psnr:
+                log_v, best_psnr = log_now, score(log_now)
         method.hp[name] = value(math.exp(log_v))
     return dict(method.hp), best_psnr
 

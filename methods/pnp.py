@@ -47,13 +47,13 @@ def dpir_schedule(iterations: int, sigma_end: float, sigma_start: float) -> torc
 class PnP(Method):
     family = "denoiser"
     trainable = True
-    # calibrated in this order (coordinate-wise): the data weight and the first level set the
-    # regime (how much the first data step amplifies the noise), strength and iterations refine it
+    # calibrated in this order (coordinate-wise, each kept only where it improves): strength and
+    # iterations first, from DPIR's lam and sigma_start, then those two
     hyperparameters = {
-        "lam": Hyper(0.23, span=10.0, calibrate=True, bounds=(0.01, 100.0)),  # DPIR's weight of the data step
-        "sigma_start": Hyper(49 / 255, span=4.0, calibrate=True, bounds=(0.01, 0.5)),  # first denoiser level
         "strength": Hyper(1.0, span=3.0, calibrate=True, bounds=(0.05, 10.0)),  # last sigma_k / sigma_n
         "iterations": Hyper(8, span=8.0, calibrate=True, integer=True, bounds=(1, 40)),
+        "lam": Hyper(0.23, span=10.0, calibrate=True, bounds=(0.01, 100.0)),  # DPIR's weight of the data step
+        "sigma_start": Hyper(49 / 255, span=4.0, calibrate=True, bounds=(0.01, 0.5)),  # first denoiser level
     }
 
     def __init__(self, denoiser: torch.nn.Module, **hyper: float):
