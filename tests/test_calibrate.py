@@ -65,10 +65,13 @@ def test_each_whole_number_is_evaluated_once():
     seen = []
 
     def psnr(hp):
-        if hp["zeta"] == 0.5:  # the iteration search (zeta still at its start)
+        if hp["zeta"] == 0.5 and not moved:  # the iteration search (zeta still at its start)
             seen.append(hp["iterations"])
+        else:
+            moved.append(hp["zeta"])
         return -abs(hp["iterations"] - 2)
 
+    moved = []
     calibrate(method, psnr, evals=14)
     assert len(seen) == len(set(seen)) and set(seen) <= set(range(1, 65))
 
@@ -122,3 +125,18 @@ def test_calibration_solves_obey_the_profile_iteration_cap(tmp_path):
     hp, _, seconds = fit_hyperparameters(cfg, method, build(cfg.task.spec), torch.device("cpu"), "recorder")
     assert set(method.seen) == {7} and hp["lam"] == pytest.approx(1.0, rel=0.3) and seconds > 0
     assert int(cfg.profile.solver.max_iter) > 7
+
+
+def test_a_coordinate_keeps_its_value_when_the_search_cannot_beat_it():
+    """A narrow optimum at the current value that no golden-section point hits: the search
+    would move zeta to a worse value; calibration is monotone, so zeta stays 0.3."""
+    method = Toy(iterations=5)
+    tried = []
+
+    def psnr(hp):
+        tried.append(hp["zeta"])
+        return 30.0 if abs(hp["zeta"] - 0.3) < 1e-9 else 20.0 - abs(math.log(hp["zeta"]))
+
+    hp, best = calibrate(method, psnr, evals=8)
+    assert hp["zeta"] == 0.3 and best == 30.0
+    assert any(abs(z - 0.3) > 1e-3 for z in tried)  # the search did look elsewhere
