@@ -18,7 +18,7 @@ from typing import Iterator
 import torch
 
 from benchmark.hashing import stable_seed
-from regbench_datasets.images import ImageSet, center_crop
+from regbench_datasets.images import ImageSet
 from regbench_datasets.task import Sample, Task
 
 
@@ -148,8 +148,7 @@ class OutOfDistribution(Probe):
             return
         images = self.sets[level - 1]
         for image_id in images.ids()[:n] if n else images.ids():
-            x = images.load(image_id)
-            x = center_crop(x, min(crop, *x.shape[-2:]) if crop else None).unsqueeze(0).to(device)
+            x = task.foreign_image(images.load(image_id), crop).unsqueeze(0).to(device)
             y, physics, x0 = task.measure(x, "ood", f"{images.name}/{image_id}", seed)
             yield Sample(f"{images.name}/{image_id}", x, y, physics, x0)
 

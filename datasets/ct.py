@@ -184,6 +184,13 @@ class CTTask(Task):
             return F.avg_pool2d(self._fine(split, image_id, r).unsqueeze(0), self.oversample)[0]
         return F.interpolate(images.load(image_id).unsqueeze(0), size=(r, r), mode="area")[0]
 
+    def foreign_image(self, x: torch.Tensor, crop: int | None) -> torch.Tensor:
+        """Probe `ood`: the largest centred square of the image, area-resampled to the reconstruction grid."""
+        side = min(x.shape[-2:])
+        top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
+        r = self.resolution(crop)
+        return F.interpolate(x[..., top:top + side, left:left + side].unsqueeze(0), size=(r, r), mode="area")[0]
+
     def physics(self, size: int, sigma: float, seed: int, device) -> OdlPhysics:
         ops = self.operators(size, device)
         rng = torch.Generator(device=device).manual_seed(seed)
@@ -218,7 +225,12 @@ class CTTask(Task):
         size = x.shape[-1]
         if x.shape[-2] != size:
             raise ValueError(f"CT task {self.name}: images must be square, got {tuple(x.shape[-2:])}")
-        fine = self._fine(split, image_id, size) if self.oversample > 1 else x[0]
+        if self.oversample == 1:
+            fine = x[0]
+        elif split in ("train", "calib", "test"):
+            fine = self._fine(split, image_id, size)
+        else:  # a foreign image (probe `ood`) has no finer rendering: simulate from its bilinear upsampling
+            fine = F.interpolate(x.cpu().float(), scale_factor=self.oversample, mode="bilinear", align_corners=False)[0]
         clean = self.operators(size, x.device)["A_fine"].apply(fine.to(x)).unsqueeze(0)  # (1, 1, angles, detectors)
         sigma = self.noise * noise_scale * float(clean.abs().mean())
         physics = self.physics(size, sigma, stable_seed(self.name, split, image_id, seed), x.device)

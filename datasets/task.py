@@ -60,6 +60,11 @@ class Task:
         """The ground truth (C, H, W) at the profile's size; tasks whose data is rendered (CT phantoms) override this."""
         return center_crop(self.split(split).load(image_id), crop)
 
+    def foreign_image(self, x: torch.Tensor, crop: int | None) -> torch.Tensor:
+        """An image from another set (probe `ood`) made fit for this task: centre-cropped to the
+        profile's crop (tasks with a fixed grid, CT, override this)."""
+        return center_crop(x, min(crop, *x.shape[-2:]) if crop else None)
+
     def describe(self) -> dict:
         return {"kind": self.kind, "train": self.train.name, "calib": self.calib.name, "test": self.test.name,
                 "adaptation": self.adaptation, "data_range": "ground truth" if self.max_pixel is None else [0, self.max_pixel]}

@@ -76,6 +76,29 @@ def test_ood_levels_bring_other_images_through_the_same_operator(task):
     assert not torch.equal(a[1], a[2])
 
 
+def test_ood_on_ct_brings_non_square_natural_images_to_the_reconstruction_grid():
+    """CT reconstructs on a square grid: an OOD image (text is 172x448) is cut to its centred
+    square and area-resampled to the task's resolution, then measured by the nominal operator."""
+    from benchmark.instantiate import build
+    from benchmark.probes import OutOfDistribution
+    from conftest import compose
+    from regbench_datasets.bundled import SkimageImages
+
+    task = build(compose("task=ct_parallel_ellipses", "profile=smoke").task.spec)
+    text = SkimageImages().load("text")
+    assert text.shape[-2] != text.shape[-1]
+    s = next(iter(OutOfDistribution([SkimageImages()]).samples(task, 1, 1, 64, 0, "cpu")))
+    r = task.resolution(64)
+    assert s.image_id == "skimage/text" and tuple(s.x.shape) == (1, 1, r, r)
+    side = min(text.shape[-2:])
+    left = (text.shape[-1] - side) // 2
+    square = text[..., :side, left:left + side]
+    expected = torch.nn.functional.interpolate(square.unsqueeze(0), size=(r, r), mode="area")
+    assert torch.allclose(s.x, expected, atol=1e-6)
+    assert float(s.x.mean()) == pytest.approx(float(square.mean()), abs=2e-3)
+    assert tuple(s.y.shape) == tuple(task.measure(s.x, "ood", "x", 0)[0].shape)
+
+
 def test_sensitivity_measures_the_spread_over_noise_realizations(task):
     from benchmark.probes import Sensitivity
     from regbench_methods.tv import TV
