@@ -193,3 +193,19 @@ def test_make_targets(tmp_path):
     assert f"-m benchmark.report {REPO / 'runs/a'} {REPO / 'runs/b'} --out {REPO / 'runs/leaderboard'}" in make.stdout
     usage = subprocess.run(["make", "-n", "leaderboard"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert usage.returncode != 0 and "usage: make leaderboard RESULTS=" in usage.stderr
+
+
+def test_task_summary_puts_methods_side_by_side_with_their_compute():
+    import pandas as pd
+
+    from scripts.task_summary import summary
+
+    rows = pd.DataFrame([
+        {"task": "ct_x", "method": m, "level": 0, "image_id": i, "psnr": p + i, "ssim": 0.5, "seconds": 30.0,
+         "calib_seconds": c}
+        for m, p, c in [("tv", 30.0, 60.0), ("crr", 31.0, float("nan"))] for i in (0, 1)
+    ] + [{"task": "ct_x", "method": "tv", "level": 1, "image_id": 0, "psnr": 0.0, "ssim": 0.0, "seconds": 999.0,
+          "calib_seconds": 60.0}])
+    table = summary(rows, ["tv", "crr", "wcrr"]).splitlines()
+    assert table[0] == "| task | images | tv | crr | wcrr | minutes (calibration + evaluation) |"
+    assert table[2] == "| ct_x | 2 | 30.50 / 0.500 | 31.50 / 0.500 | – | 3 (tv 2, crr 1) |"
