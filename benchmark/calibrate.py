@@ -102,8 +102,9 @@ def calibrate(method, psnr_of: Callable[[dict], float], evals: int) -> tuple[dic
             # monotone: the value the coordinate had stays unless the search beat it (with several
             # hyperparameters a golden section can miss it, and one coordinate would undo another)
             log_now = math.log(method.hp[name])
-            if score(log_now) > best_psnr:
-                log_v, best_psnr = log_now, score(log_now)
+            psnr_now = score(log_now)
+            if psnr_now > best_psnr:
+                log_v, best_psnr = log_now, psnr_now
         method.hp[name] = value(math.exp(log_v))
     return dict(method.hp), best_psnr
 

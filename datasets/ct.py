@@ -45,9 +45,9 @@ from deepinv.physics import GaussianNoise
 from odl.applications import tomo
 
 from benchmark.hashing import stable_seed
-from regbench_datasets.images import ImageSet
+from regbench_datasets.images import ImageSet, center_crop
 from regbench_datasets.odl_bridge import OdlLinear, OdlPhysics
-from regbench_datasets.task import Task
+from regbench_datasets.task import SPLITS, Task
 
 GEOMETRIES = ("parallel", "fan")
 NORM_ITERS = 50
@@ -186,10 +186,8 @@ class CTTask(Task):
 
     def foreign_image(self, x: torch.Tensor, crop: int | None) -> torch.Tensor:
         """Probe `ood`: the largest centred square of the image, area-resampled to the reconstruction grid."""
-        side = min(x.shape[-2:])
-        top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
         r = self.resolution(crop)
-        return F.interpolate(x[..., top:top + side, left:left + side].unsqueeze(0), size=(r, r), mode="area")[0]
+        return F.interpolate(center_crop(x, min(x.shape[-2:])).unsqueeze(0), size=(r, r), mode="area")[0]
 
     def physics(self, size: int, sigma: float, seed: int, device) -> OdlPhysics:
         ops = self.operators(size, device)
@@ -227,7 +225,7 @@ class CTTask(Task):
             raise ValueError(f"CT task {self.name}: images must be square, got {tuple(x.shape[-2:])}")
         if self.oversample == 1:
             fine = x[0]
-        elif split in ("train", "calib", "test"):
+        elif split in SPLITS:
             fine = self._fine(split, image_id, size)
         else:  # a foreign image (probe `ood`) has no finer rendering: simulate from its bilinear upsampling
             fine = F.interpolate(x.cpu().float(), scale_factor=self.oversample, mode="bilinear", align_corners=False)[0]

@@ -13,8 +13,8 @@ crops) it starts where denoising makes sense. Convex methods reach the same mini
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from deepinv.physics import Inpainting
+from deepinv.physics.functional import conv2d
 from deepinv.physics.functional.blur import gaussian_blur
 
 from regbench_datasets.images import ImageSet
@@ -44,15 +44,9 @@ class InpaintingTask(LinearTask):
         observed = physics.A_adjoint(y)
         if self.init_kind == "zeros":
             return observed
-        mask = physics.A_adjoint(physics.A(torch.ones_like(observed)))  # 1 where observed, 0 where missing
+        mask = physics.mask.expand_as(observed).to(observed)  # 1 where observed, 0 where missing
         kernel = gaussian_blur(sigma=(self.fill_width, self.fill_width)).to(observed)
-        kernel = kernel.expand(observed.shape[1], 1, *kernel.shape[-2:])
-        pad = [kernel.shape[-1] // 2] * 4
-
-        def smooth(t):
-            return F.conv2d(F.pad(t, pad, mode="reflect"), kernel, groups=t.shape[1])
-
-        filled = smooth(observed) / smooth(mask).clamp_min(1e-6)  # pixels with no observed neighbour: 0
+        filled = conv2d(observed, kernel, padding="reflect") / conv2d(mask, kernel, padding="reflect").clamp_min(1e-6)
         return mask * observed + (1 - mask) * filled
 
     def describe(self) -> dict:

@@ -13,6 +13,8 @@ import torch
 
 from regbench_datasets.images import ImageSet, center_crop
 
+SPLITS = ("train", "calib", "test")  # a task's own data; anything else (probe `ood`) is foreign
+
 
 @dataclass
 class Sample:
@@ -37,8 +39,8 @@ class Task:
         self.name, self.train, self.calib, self.test = name, train, calib, test
 
     def split(self, split: str) -> ImageSet:
-        if split not in ("train", "calib", "test"):
-            raise ValueError(f"split={split!r}; allowed: train, calib, test")
+        if split not in SPLITS:
+            raise ValueError(f"split={split!r}; allowed: {', '.join(SPLITS)}")
         return getattr(self, split)
 
     def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int, noise_scale: float = 1.0):
