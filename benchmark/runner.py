@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from benchmark import checkpoints
+from benchmark import calibrations, checkpoints
 from benchmark.calibrate import calibrate
 from benchmark.device import make_deterministic, resolve_device
 from benchmark.examples import ExampleKeeper
@@ -105,11 +105,17 @@ def cpu_state(method) -> dict:
     return {k: v.cpu() if torch.is_tensor(v) else v for k, v in method.state_dict().items()}
 
 
+def weights_key(cfg: DictConfig) -> str:
+    """The key of the weights a combination uses: its checkpoint's, or (nothing trained) its model config's."""
+    spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
+    return config_hash(portable(cfg.method.model)) if spec is None else checkpoints.checkpoint_key(spec)
+
+
 def prepare_weights(cfg: DictConfig, method, device: torch.device) -> dict:
     """Load the checkpoint for this training config, or train and save one."""
     spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
     if spec is None:
-        return {"key": config_hash(portable(cfg.method.model)), "train_minutes": 0.0}
+        return {"key": weights_key(cfg), "train_minutes": 0.0}
     key, name = checkpoints.checkpoint_key(spec), checkpoints.weights_name(spec)
     part = checkpoints.trained_part(spec, method)
     # parallel jobs needing the same weights: one trains, the others wait and load
@@ -148,24 +154,19 @@ def guarded_reconstruct(method, sample, solver: dict):
 
 
 def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str) -> tuple[dict, float, float]:
-    """Calibrate on the task's calibration images; cached per (weights, task, calibration set, solver, search).
-    Returns (hyperparameters, calibration PSNR, seconds the calibration took when it ran)."""
+    """Calibrate on the task's calibration images, unless the cache or the released calibrations
+    hold this key (benchmark/calibrations.py). Returns (hyperparameters, calibration PSNR,
+    seconds the calibration took when it ran)."""
     space = method.calibration_space()
     if not space:
         return dict(method.hp), float("nan"), 0.0
-    data = cfg.profile.data
-    options = reconstruct_options(cfg)  # sampler steps etc.: only when the method has some (older keys stay valid)
-    key = config_hash(weights_key, portable(cfg.task), data.n_calib, data.calib_crop, portable(cfg.profile.solver),
-                      portable(cfg.profile.calibrate), cfg.seed, method.hp, *([options] if options else []))
-    path = checkpoints.cache_root(cfg) / "calibration" / f"{cfg.method.name}-{key}.json"
-    if path.exists() and not cfg.retrain:
-        try:
-            cached = json.loads(path.read_text())
-            method.hp.update(cached["hp"])
-            log.info("%s: calibration from cache %s", cfg.method.name, cached["hp"])
-            return cached["hp"], cached["psnr"], float(cached.get("seconds", float("nan")))
-        except (json.JSONDecodeError, KeyError):
-            log.warning("calibration cache %s is corrupt; recalibrating", path)
+    key = calibrations.calibration_key(cfg, method.hp, weights_key, reconstruct_options(cfg))
+    found = None if cfg.retrain else calibrations.lookup(cfg, cfg.method.name, key)
+    if found is not None:
+        record, source = found
+        method.hp.update(record["hp"])
+        log.info("%s: calibration from %s: %s", cfg.method.name, source, record["hp"])
+        return record["hp"], record["psnr"], float(record.get("seconds", float("nan")))
     samples = list(task.samples("calib", cfg.profile.data.n_calib, cfg.profile.data.calib_crop, cfg.seed, device))
     solver = solver_options(cfg)
     cap = cfg.profile.calibrate.get("max_iter")  # far-off values (lambda x100) need thousands of iterations only to
@@ -191,7 +192,7 @@ def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str)
     seconds = time.perf_counter() - t0
     log.info("%s: calibrated %s -> %.2f dB on %d calibration images (%.1fs)", cfg.method.name,
              {k: round(v, 5) for k, v in hp.items()}, psnr, len(samples), seconds)
-    atomic_write_text(path, json.dumps({"hp": hp, "psnr": psnr, "seconds": seconds}))
+    calibrations.save(cfg, cfg.method.name, key, hp, psnr, seconds)
     return hp, psnr, seconds
 
 

@@ -3,7 +3,8 @@ cpu profile and write results/weights/ (checkpoints + MANIFEST.json).
 
 Each manifest entry records the method's training spec (whose hash is the
 checkpoint key), training data, seed, git revision, device, training minutes
-and the calibration PSNR on the default task. Usage:
+and the calibration PSNR on the default task; the calibration itself is released into
+CALIBRATIONS.json (benchmark/calibrations.py). Usage:
     python -m scripts.train_release [method=crr] [profile=cpu] [from_cache=true]
 
 from_cache=true releases the checkpoint a `make benchmark` run already trained
@@ -16,10 +17,10 @@ import logging
 import sys
 
 import benchmark  # noqa: F401  (mounts plugin folders)
-from benchmark import checkpoints
+from benchmark import calibrations, checkpoints
 from benchmark.device import resolve_device
 from benchmark.instantiate import build
-from benchmark.runner import cpu_state, fit_hyperparameters, train_method
+from benchmark.runner import cpu_state, fit_hyperparameters, reconstruct_options, train_method
 
 log = logging.getLogger("regbench")
 DEFAULT_METHODS = ("crr", "wcrr", "pnp_drunet", "diffpir", "deal")  # dps shares diffpir's diffusion prior
@@ -48,11 +49,15 @@ def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), 
         log.info("%s: training for release (key %s)", method, key)
         entry = train_method(cfg, model, device, spec)
     model.eval()
+    state = cpu_state(part)  # before calibration: the checkpoint carries the config's hyperparameters
+    calibration_key = calibrations.calibration_key(cfg, model.hp, key, reconstruct_options(cfg))
     task = build(cfg.task.spec)
     hp, psnr, _ = fit_hyperparameters(cfg, model, task, device, key)
     entry["calibration"] = {"method": method, "task": cfg.task.name, "hp": hp, "psnr": psnr, "images": cfg.profile.data.n_calib,
                             "crop": cfg.profile.data.calib_crop}
-    return checkpoints.save(cfg, name, key, cpu_state(part), entry, folder=checkpoints.weights_root(cfg))
+    released = checkpoints.save(cfg, name, key, state, entry, folder=checkpoints.weights_root(cfg))
+    calibrations.release(cfg, method, calibration_key, [f"method={method}", f"profile={profile}", *overrides])
+    return released
 
 
 def main(argv: list[str]) -> None:

@@ -1,0 +1,92 @@
+"""Calibrated hyperparameters: cached per run, released beside the checkpoints.
+
+A calibration depends on the weights, the task, the calibration images, the solver and
+the search settings (`calibration_key`). The runner looks a key up in the cache, then
+among the released calibrations (results/weights/CALIBRATIONS.json), and runs the search
+only when neither has it. So a fresh clone's `make benchmark` evaluates the released
+weights with the hyperparameters regbench found for them, instead of repeating a search
+of minutes per method; `retrain=true` (or a changed config, which changes the key)
+calibrates again. Released entries are copied from a cache that a run filled
+(`python -m scripts.release_calibrations`, and `make train-release` for its own).
+
+Every hyperparameter is calibrated; the search starts from the method's current values,
+which for a trained method are those its checkpoint carries (`Method.get_extra_state`: the
+calibration on the default task it was released with), so they are part of the key.
+
+The key does not cover the search code itself (benchmark/calibrate.py): after changing
+the search, clear the cache's `calibration/` folder and re-release.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from benchmark import checkpoints
+from benchmark.hashing import config_hash, portable
+from benchmark.provenance import git_rev
+from benchmark.store import atomic_write_text
+
+log = logging.getLogger(__name__)
+RELEASED = "CALIBRATIONS.json"
+
+
+def calibration_key(cfg: DictConfig, default_hp: dict, weights_key: str, options: dict) -> str:
+    """What a calibration depends on. `default_hp`: the method's hyperparameters before the
+    search; `options`: its per-profile reconstruction settings (sampler steps), if any."""
+    data = cfg.profile.data
+    return config_hash(weights_key, portable(cfg.task), data.n_calib, data.calib_crop, portable(cfg.profile.solver),
+                       portable(cfg.profile.calibrate), cfg.seed, default_hp, *([options] if options else []))
+
+
+def cache_path(cfg: DictConfig, name: str, key: str) -> Path:
+    return checkpoints.cache_root(cfg) / "calibration" / f"{name}-{key}.json"
+
+
+def released_path(cfg: DictConfig) -> Path:
+    return checkpoints.weights_root(cfg) / RELEASED
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError:
+        log.warning("calibration file %s is corrupt; ignoring it", path)
+        return None
+
+
+def lookup(cfg: DictConfig, name: str, key: str) -> tuple[dict, str] | None:
+    """(record with `hp`, `psnr`, `seconds`; where it came from), or None: calibrate."""
+    path = cache_path(cfg, name, key)
+    cached = _read(path)
+    if cached is not None and "hp" in cached and "psnr" in cached:
+        return cached, f"cache {path}"
+    released = (_read(released_path(cfg)) or {}).get(f"{name}-{key}")
+    if released is not None:
+        return released, f"released {RELEASED}"
+    return None
+
+
+def save(cfg: DictConfig, name: str, key: str, hp: dict, psnr: float, seconds: float) -> None:
+    atomic_write_text(cache_path(cfg, name, key), json.dumps({"hp": hp, "psnr": psnr, "seconds": seconds}))
+
+
+def release(cfg: DictConfig, name: str, key: str, overrides: list[str]) -> dict:
+    """Copy the cached calibration for `key` into the released file, with what it was for
+    (`overrides`: the command line that composes its config, so a test can check it is current)."""
+    cached = _read(cache_path(cfg, name, key))
+    if cached is None:
+        raise FileNotFoundError(f"{name}: no cached calibration {cache_path(cfg, name, key)}; run the combination first")
+    record = {**cached, "method": name, "task": cfg.task.name, "profile": cfg.profile.name,
+              "images": int(cfg.profile.data.n_calib), "crop": cfg.profile.data.calib_crop,
+              "overrides": list(overrides), "git_rev": git_rev(), "released": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    path = released_path(cfg)
+    entries = _read(path) or {}
+    entries[f"{name}-{key}"] = record
+    atomic_write_text(path, json.dumps(dict(sorted(entries.items())), indent=1, sort_keys=True) + "\n")
+    return record

@@ -1,0 +1,65 @@
+"""Release the calibrations a run found (cache) into results/weights/CALIBRATIONS.json, so
+that a fresh clone evaluates the released weights without searching their hyperparameters again.
+
+    python -m scripts.release_calibrations method=tv,crr,wcrr task=denoise_bsd68 [profile=cpu] [OVERRIDES...]
+
+Each comma list is an axis (as in a Hydra multirun); every combination whose calibration is in
+the cache is released, the others are listed and skipped (run them first). Overrides that change
+a calibration (profile, solver, calibration settings) must be the ones the run used.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import sys
+
+import benchmark  # noqa: F401  (mounts plugin folders)
+from benchmark import calibrations, checkpoints
+from benchmark.instantiate import build
+from benchmark.runner import reconstruct_options, weights_key
+
+log = logging.getLogger("regbench")
+
+
+def calibration_of(overrides: list[str]):
+    """(config, calibration key) of a combination as the runner computes them, or (config, None)
+    when the method calibrates nothing or its checkpoint is missing (it never trains)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(checkpoints.REPO_ROOT / "configs"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    method = build(cfg.method.model)
+    if not method.calibration_space():
+        return cfg, None
+    spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
+    if spec is not None:  # the checkpoint's hyperparameters are where the search started: part of the key
+        found = checkpoints.load(cfg, checkpoints.weights_name(spec), weights_key(cfg))
+        if found is None:
+            log.warning("skipped: %s: no checkpoint for key %s", cfg.method.name, weights_key(cfg))
+            return cfg, None
+        checkpoints.trained_part(spec, method).load_state_dict(found[0])
+    return cfg, calibrations.calibration_key(cfg, method.hp, weights_key(cfg), reconstruct_options(cfg))
+
+
+def release_combination(overrides: list[str]) -> dict | None:
+    cfg, key = calibration_of(overrides)
+    if key is None:
+        return None
+    try:
+        record = calibrations.release(cfg, cfg.method.name, key, overrides)
+    except FileNotFoundError as err:
+        log.warning("skipped: %s", err)
+        return None
+    log.info("%s on %s: released %s (%.2f dB)", cfg.method.name, cfg.task.name, record["hp"], record["psnr"])
+    return record
+
+
+def main(argv: list[str]) -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
+    axes = [[f"{a.split('=', 1)[0]}={v}" for v in a.split("=", 1)[1].split(",")] if "," in a else [a] for a in argv]
+    released = [r for combo in itertools.product(*axes) if (r := release_combination(list(combo)))]
+    log.info("released %d calibrations into %s", len(released), checkpoints.REPO_ROOT / "results" / "weights" / calibrations.RELEASED)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
