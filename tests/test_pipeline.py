@@ -45,7 +45,10 @@ def test_leaderboard_matches_rows(smoke_sweep):
 def test_denoising_improves_on_the_noisy_input(smoke_sweep):
     rows = pd.read_parquet(smoke_sweep["out"] / "results.parquet")
     noisy_psnr = 20 * np.log10(255 / 25)  # ~20.17 dB for sigma=25/255
-    assert (rows.groupby("method").psnr.mean() > noisy_psnr + 2).all()
+    mean = rows.groupby("method").psnr.mean()
+    # the regularizers with few or no weights improve even at smoke size (3 training steps leave the networks raw)
+    assert (mean[["tv", "wavelet_l1", "crr", "wcrr"]] > noisy_psnr + 2).all()
+    assert abs(mean["initializer"] - noisy_psnr) < 0.3  # the initializer is the noisy image itself
 
 
 def test_rerun_of_a_finished_sweep_trains_and_evaluates_nothing(smoke_sweep):

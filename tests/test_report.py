@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benchmark.merge import KEY
+from benchmark.merge import KEY as MERGE_KEY
 from benchmark.store import ResultStore
 from conftest import REPO, run_cli
 from test_pipeline import METHODS
@@ -145,6 +145,7 @@ def test_clicking_a_header_sorts_the_table(smoke_report, smoke_sweep, tmp_path):
 
 
 def test_merging_two_sweeps_gives_the_union_without_duplicates(merged):
+    KEY = MERGE_KEY + ["sample_seed"]  # samplers: one row per image and seed
     first = pd.read_parquet(merged["first"] / "results.parquet")
     second = pd.read_parquet(merged["second"] / "results.parquet")
     union = pd.read_parquet(merged["out"] / "results.parquet")

@@ -9,7 +9,7 @@ from benchmark.metrics import image_metrics
 from conftest import REPO, compose, run_cli
 
 TIMING = ["seconds", "peak_mem_mb", "train_minutes", "calib_seconds"]
-KEY = ["method", "task", "probe", "level", "image_id"]
+KEY = ["method", "task", "probe", "level", "image_id", "sample_seed"]  # samplers: one row per image and seed
 
 
 def _rows(out):
