@@ -7,7 +7,8 @@ Sections: provenance (per sweep folder: profiles, devices, git revisions, when
 the results were finished, wall time of the combinations, evaluation and
 training time); per task a sortable leaderboard on the nominal task with the
 published reference and the gap to it, a sortable table per probe (PSNR/SSIM per
-level) with its degradation curve (also written as OUT/plots/<task>__<probe>.png), and reconstruction grids (ground truth,
+level) with its degradation curve (also written as OUT/plots/<task>__<probe>.png), the solvers' PSNR-vs-iteration
+traces (OUT/plots/<task>__convergence.png), and reconstruction grids (ground truth,
 initializer, each method; PSNR in the captions); the published references.
 CSS and JS are inline, plots (matplotlib) and images are base64 data URIs.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import leaderboard, merge, references
+from benchmark import convergence, leaderboard, merge, references
 from benchmark.examples import label_of, load_examples
 from benchmark.store import atomic_write, atomic_write_text
 
@@ -163,9 +164,15 @@ def degradation_plot(part: pd.DataFrame, task: str, probe: str) -> str:
     return f'<img class=plot alt="degradation curves {esc(task)} {esc(probe)}" src="{data_uri(degradation_png(part, task, probe))}">'
 
 
-def write_plots(board: pd.DataFrame, folder: Path) -> list[Path]:
-    """One PNG per task and probe with perturbed levels: `folder/plots/<task>__<probe>.png`."""
+def write_plots(board: pd.DataFrame, folder: Path, sources: list[Path] = ()) -> list[Path]:
+    """One PNG per task and probe with perturbed levels: `folder/plots/<task>__<probe>.png`, and one
+    of the solvers' PSNR-vs-iteration traces per task in the sweep folders `sources`: `<task>__convergence.png`."""
     written = []
+    for task, traces in convergence.load_traces(list(sources)).items():
+        path = Path(folder) / "plots" / f"{task}__convergence.png"
+        png = convergence.convergence_png(task, traces)
+        atomic_write(path, lambda p: p.write_bytes(png))
+        written.append(path)
     for (task, probe), part in board.groupby(["task", "probe"], sort=True):
         if part["level"].nunique() > 1:
             path = Path(folder) / "plots" / f"{task}__{probe}.png"
@@ -302,6 +309,7 @@ def render(folders: list[Path], rows: pd.DataFrame) -> str:
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     board = leaderboard.aggregate(rows)
     grids = collect_examples(folders, rows) if not rows.empty else {}
+    traces = convergence.load_traces(folders)
     tasks = sorted(rows["task"].unique()) if not rows.empty else []
     n_methods = rows["method"].nunique() if not rows.empty else 0
     body = [f"<h1>regbench report</h1><p class=muted>generated {generated}; {plural(len(rows), 'result row')}, "
@@ -324,6 +332,11 @@ def render(folders: list[Path], rows: pd.DataFrame) -> str:
                         f"{probe_html(probe_part, probe)}")
             if len(levels) > 1:
                 body.append(degradation_plot(probe_part, task, probe))
+        if task in traces:
+            png = convergence.convergence_png(task, traces[task])
+            body.append("<h3>Convergence</h3><p class=muted>PSNR against iteration of the energy-based solvers "
+                        f"(level 0, the first images of a sweep)</p><img class=plot alt=\"convergence {esc(task)}\" "
+                        f'src="{data_uri(png)}">')
         shown = sorted((k for k in grids if k[0] == task), key=lambda k: (nominal_first(k[1]), k[2]))
         if shown:
             body.append("<h3>Reconstructions</h3><p class=muted>ground truth, initializer, then each method "
@@ -345,7 +358,7 @@ def write_report(folders: list[str | Path], out_html: str | Path, rows: pd.DataF
     out_html = Path(out_html)
     atomic_write_text(out_html, render(folders, rows))
     if not rows.empty:
-        write_plots(leaderboard.aggregate(rows), out_html.parent)  # the degradation curves as PNGs too
+        write_plots(leaderboard.aggregate(rows), out_html.parent, folders)  # the plots as PNGs too
     return out_html
 
 

@@ -284,3 +284,29 @@ def test_probe_summary_reports_drop_auc_and_amplification():
     assert summary.loc["crr", "psnr_worst"] == pytest.approx(28.5)
     assert board.set_index(["method", "level"]).loc[("crr", 0), "energy_monotone"] == 1.0
     assert "amplification" in leaderboard.to_markdown(board).split("## Probe summaries")[1]
+
+
+def test_convergence_traces_are_plotted_per_task_with_the_nominal_probe_first(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from benchmark import convergence, leaderboard
+    from benchmark.report import write_plots
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, probe, start in ((first, "noise_sweep", 10.0), (first, "nominal", 20.0), (second, "nominal", 30.0)):
+        (folder / "traces").mkdir(parents=True, exist_ok=True)
+        images = [{"image_id": "x", "level": "0", "psnr": [start, start + 1, start + 1.5]},
+                  {"image_id": "x", "level": "1", "psnr": [0.0]}]
+        (folder / "traces" / f"crr__t__{probe}.json").write_text(
+            json.dumps({"method": "crr", "task": "t", "probe": probe, "images": images}))
+    traces = convergence.load_traces([first, second])
+    assert traces == {"t": {"crr": [[20.0, 21.0, 21.5]]}}  # level 0 only; nominal before other probes; first folder wins
+
+    paths = write_plots(leaderboard.aggregate(_board()), tmp_path / "out", [first, second])
+    plot = tmp_path / "out" / "plots" / "t__convergence.png"
+    assert plot in paths
+    with Image.open(plot) as im:
+        pixels = np.asarray(im.convert("L"), dtype=float)
+    assert pixels.std() > 5 and (pixels < 128).mean() > 0.005
