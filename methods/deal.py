@@ -46,6 +46,23 @@ from regbench_methods.base import Hyper, Method, data_lipschitz
 from regbench_methods.denoisers import seeded_init
 
 PAPER_CHANNELS, PAPER_KERNEL = (1, 4, 8, 128), 9
+ANDERSON_DEPTH = 5  # reconstruction's outer iteration (not a model setting: changing it never retrains)
+
+
+def anderson_mix(xs: list[torch.Tensor], gs: list[torch.Tensor]) -> torch.Tensor:
+    """Anderson (type II) extrapolation from iterates xs and their images gs = G(xs): the combination of
+    the gs whose residuals g_i - x_i combine (weights summing to one) to the least norm. A regularized
+    m x m normal equation (m = len(xs) - 1), so it runs alike on every device; nonfinite -> the last image."""
+    if len(xs) < 2:
+        return gs[-1]
+    f = torch.stack([g - x for g, x in zip(gs, xs)], 1).double()
+    g = torch.stack(gs, 1).double()
+    df, dg = f[:, 1:] - f[:, :-1], g[:, 1:] - g[:, :-1]
+    gram = df.T @ df
+    gram = gram + 1e-10 * gram.diagonal().sum().clamp_min(1e-30) * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    gamma = torch.linalg.solve(gram, df.T @ f[:, -1:])
+    mixed = (g[:, -1:] - dg @ gamma).squeeze(1).to(gs[-1].dtype)
+    return mixed if bool(torch.isfinite(mixed).all()) else gs[-1]
 
 
 def deal_network(channels=PAPER_CHANNELS, kernel_size: int = PAPER_KERNEL) -> torch.nn.Module:
@@ -97,20 +114,31 @@ class DEAL(Method):
         W = self.net.W1
         return lambda v: gram(v) + lam * W.transpose(mask * (mask * W(v)))
 
-    def fixed_point(self, rhs, x, lam, gram, iters: int, cg_iters: int, tol: float, cg_tol: float):
+    def fixed_point(self, rhs, x, lam, gram, iters: int, cg_iters: int, tol: float, cg_tol: float,
+                    inexact: bool = False, depth: int = 0):
         """Alternate masks from x and CG solves; returns (x, mask input, outer iterations, last relative change).
-        The solves are inexact while the masks still move (CG tolerance a tenth of the last relative change,
-        at most 1e-2, never below `cg_tol`): measured on two 256 px BSD68 crops, 22% fewer operator
-        applications (228 -> 172, 237 -> 191) for the same fixed point (PSNR within 2e-4 dB)."""
+
+        Reconstruction speeds it up (training keeps the plain iteration its checkpoints were trained with):
+        `inexact` solves while the masks still move (CG tolerance a tenth of the last relative change, at most
+        1e-2, never below `cg_tol`); `depth` > 0: Anderson acceleration of the outer map x -> solve(mask(x)) over
+        the last `depth` iterates, restarted whenever the relative change grows. Measured on three 256 px BSD68 crops (cpu checkpoint, one thread, busy
+        machine): exact solves 22/25/- outer iterations and 228/237/- operator applications; inexact solves
+        22/25/21 and 172/191/156 (33/34/28 s); + Anderson (depth 5) 14/16/14 iterations (15/16/14 s), PSNR within 0.003 dB."""
         rel, k, prev = float("inf"), 0, x
+        xs, gs = [], []
         for k in range(1, iters + 1):
-            prev = x
+            prev, last = x, rel
             mask = self.net.cal_mask(x)
-            inexact = max(cg_tol, min(1e-2, 0.1 * rel))
-            x = conjugate_gradient(self.normal_operator(mask, lam, gram), rhs, init=x, max_iter=cg_iters, tol=inexact)
+            solve_tol = max(cg_tol, min(1e-2, 0.1 * rel)) if inexact else cg_tol
+            x = conjugate_gradient(self.normal_operator(mask, lam, gram), rhs, init=x, max_iter=cg_iters, tol=solve_tol)
             rel = float(torch.linalg.vector_norm(x - prev) / torch.linalg.vector_norm(prev).clamp_min(1e-12))
             if rel < tol:
                 break
+            if depth > 0:
+                if rel > last:  # the extrapolation did not pay (fast plain convergence, inexact solves): restart
+                    xs, gs = [], []
+                xs, gs = (xs + [prev.flatten()])[-depth:], (gs + [x.flatten()])[-depth:]
+                x = anderson_mix(xs, gs).view_as(x)
         return x, prev, k, rel
 
     # -- reconstruction -----------------------------------------------------------
@@ -120,7 +148,7 @@ class DEAL(Method):
         lam = self.hp["lam"] * self._condition(sigma) * data_lipschitz(physics, x0)
         iters = int(solver.get("outer_iters", self.outer_iters))
         x, _, k, rel = self.fixed_point(physics.A_adjoint(y), x0, lam, lambda v: physics.A_adjoint(physics.A(v)),
-                                        iters, self.cg_iters, self.tol, self.cg_tol)
+                                        iters, self.cg_iters, self.tol, self.cg_tol, inexact=True, depth=ANDERSON_DEPTH)
         return x, {"iterations": k, "converged": rel < self.tol, "rel_change": rel}
 
     # -- training -----------------------------------------------------------------
