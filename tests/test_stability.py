@@ -310,3 +310,22 @@ def test_convergence_traces_are_plotted_per_task_with_the_nominal_probe_first(tm
     with Image.open(plot) as im:
         pixels = np.asarray(im.convert("L"), dtype=float)
     assert pixels.std() > 5 and (pixels < 128).mean() > 0.005
+
+
+def test_probe_summary_table_puts_each_family_headline_side_by_side():
+    from scripts.probe_summary import summary
+
+    base = {"task": "t", "method": "crr", "image_id": "a", "ssim": 0.8, "seconds": 1.0, "iterations": 5, "params": 0,
+            "train_minutes": 0.0, "converged": True, "status": "ok"}
+    levels = {"noise_sweep": {0: 30.0, 1: 27.0, 2: 20.0, -1: 32.0}, "noise_decay": {0: 30.0, 1: 31.0, 2: 33.0, 3: 34.5},
+              "ood": {0: 30.0, 1: 31.0, 2: 25.0}, "noise_model": {0: 30.0, 1: 28.0, 2: 24.0, 3: 29.0}}
+    rows = [{**base, "probe": p, "level": lvl, "psnr": v, "energy_monotone": lvl != 2}
+            for p, per in levels.items() for lvl, v in per.items()]
+    rows += [{**base, "probe": "worst_case", "level": lvl, "psnr": 30.0 - lvl, "energy_monotone": True,
+              "amplification": amp, "random_amplification": amp / 4} for lvl, amp in ((0, np.nan), (0.01, 0.6), (0.03, 0.8))]
+    table = summary(pd.DataFrame(rows), ["crr", "dps"]).splitlines()
+    crr = next(line for line in table if line.startswith("| crr |")).split(" | ")
+    assert crr[1:6] == ["30.00", "3.00 / 10.00", "30.00 -> 34.50 up", "3.00", "-1.00 / 5.00"]
+    assert crr[6:8] == ["–", "0.80 (0.20)"]  # no operator mismatch measured; the largest amplification
+    assert crr[-1].startswith("78% of 18")  # 14 of the 18 rows never increased their energy
+    assert next(line for line in table if line.startswith("| dps |")).count("–") == 9  # a method without rows
