@@ -107,7 +107,9 @@ def test_report_is_self_contained(smoke_report):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import|<link\b""", html, re.I)
     images = re.findall(r"<img[^>]*\ssrc=\"([^\"]*)\"", html)
     assert images and all(src.startswith("data:image/png;base64,") for src in images)
-    assert len(images) == 2 * (2 + len(METHODS))  # 2 example images: ground truth, initializer, each method
+    convergence = re.findall(r'<img class=plot alt="convergence denoise_bsd68"', html)
+    assert len(convergence) == 1  # the energy-based methods' PSNR-vs-iteration traces
+    assert len(images) == 2 * (2 + len(METHODS)) + 1  # 2 example images: ground truth, initializer, each method
 
 
 def test_report_renders_in_headless_chromium(smoke_report, smoke_sweep, tmp_path):
