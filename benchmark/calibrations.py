@@ -10,8 +10,8 @@ calibrates again. Released entries are copied from a cache that a run filled
 (`python -m scripts.release_calibrations`, and `make train-release` for its own).
 
 Every hyperparameter is calibrated; the search starts from the method's current values,
-which for a trained method are those its checkpoint carries (`Method.get_extra_state`: the
-calibration on the default task it was released with), so they are part of the key.
+which for a trained method are those its checkpoint carries (`Method.get_extra_state`: what
+training left, e.g. CRR's learned lambda and mu), so they are part of the key.
 
 The key does not cover the search code itself (benchmark/calibrate.py): after changing
 the search, clear the cache's `calibration/` folder and re-release.

@@ -160,25 +160,29 @@ def degradation_png(part: pd.DataFrame, task: str, probe: str) -> bytes:
     return buffer.getvalue()
 
 
-def degradation_plot(part: pd.DataFrame, task: str, probe: str) -> str:
-    return f'<img class=plot alt="degradation curves {esc(task)} {esc(probe)}" src="{data_uri(degradation_png(part, task, probe))}">'
-
-
-def write_plots(board: pd.DataFrame, folder: Path, sources: list[Path] = ()) -> list[Path]:
-    """One PNG per task and probe with perturbed levels: `folder/plots/<task>__<probe>.png`, and one
-    of the solvers' PSNR-vs-iteration traces per task in the sweep folders `sources`: `<task>__convergence.png`."""
-    written = []
-    for task, traces in convergence.load_traces(list(sources)).items():
-        path = Path(folder) / "plots" / f"{task}__convergence.png"
-        png = convergence.convergence_png(task, traces)
-        atomic_write(path, lambda p: p.write_bytes(png))
-        written.append(path)
+def plot_pngs(board: pd.DataFrame, sources: list[Path] = ()) -> dict[str, bytes]:
+    """Every plot of the report, rendered once: `<task>__<probe>` (degradation curves of each probe with
+    perturbed levels) and `<task>__convergence` (the solvers' PSNR-vs-iteration traces in the sweep folders `sources`)."""
+    plots = {f"{task}__convergence": convergence.convergence_png(task, traces)
+             for task, traces in convergence.load_traces(list(sources)).items()}
     for (task, probe), part in board.groupby(["task", "probe"], sort=True):
         if part["level"].nunique() > 1:
-            path = Path(folder) / "plots" / f"{task}__{probe}.png"
-            png = degradation_png(part, task, probe)
-            atomic_write(path, lambda p: p.write_bytes(png))
-            written.append(path)
+            plots[f"{task}__{probe}"] = degradation_png(part, task, probe)
+    return plots
+
+
+def plot_img(png: bytes, alt: str) -> str:
+    return f'<img class=plot alt="{esc(alt)}" src="{data_uri(png)}">'
+
+
+def write_plots(board: pd.DataFrame, folder: Path, sources: list[Path] = (), plots: dict[str, bytes] | None = None) -> list[Path]:
+    """The report's plots as PNGs: `folder/plots/<task>__<probe>.png` and `<task>__convergence.png` (see plot_pngs;
+    `plots`: already rendered ones)."""
+    written = []
+    for name, png in (plot_pngs(board, sources) if plots is None else plots).items():
+        path = Path(folder) / "plots" / f"{name}.png"
+        atomic_write(path, lambda p, png=png: p.write_bytes(png))
+        written.append(path)
     return written
 
 
@@ -304,12 +308,13 @@ def nominal_first(probe: str) -> tuple:
 
 
 # -- the page ------------------------------------------------------------------
-def render(folders: list[Path], rows: pd.DataFrame) -> str:
+def render(folders: list[Path], rows: pd.DataFrame, plots: dict[str, bytes] | None = None) -> str:
+    """The page; `plots`: plot_pngs' output when the caller rendered it already."""
     folders = [Path(f) for f in folders]
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     board = leaderboard.aggregate(rows)
+    plots = plot_pngs(board, folders) if plots is None else plots
     grids = collect_examples(folders, rows) if not rows.empty else {}
-    traces = convergence.load_traces(folders)
     tasks = sorted(rows["task"].unique()) if not rows.empty else []
     n_methods = rows["method"].nunique() if not rows.empty else 0
     body = [f"<h1>regbench report</h1><p class=muted>generated {generated}; {plural(len(rows), 'result row')}, "
@@ -330,13 +335,11 @@ def render(folders: list[Path], rows: pd.DataFrame) -> str:
             levels = sorted(probe_part["level"].unique())
             body.append(f"<h3>Probe {esc(probe)} ({'levels' if len(levels) > 1 else 'level'} {', '.join(map(str, levels))})</h3>"
                         f"{probe_html(probe_part, probe)}")
-            if len(levels) > 1:
-                body.append(degradation_plot(probe_part, task, probe))
-        if task in traces:
-            png = convergence.convergence_png(task, traces[task])
+            if f"{task}__{probe}" in plots:
+                body.append(plot_img(plots[f"{task}__{probe}"], f"degradation curves {task} {probe}"))
+        if f"{task}__convergence" in plots:
             body.append("<h3>Convergence</h3><p class=muted>PSNR against iteration of the energy-based solvers "
-                        f"(level 0, the first images of a sweep)</p><img class=plot alt=\"convergence {esc(task)}\" "
-                        f'src="{data_uri(png)}">')
+                        "(level 0, the first images of a sweep)</p>" + plot_img(plots[f"{task}__convergence"], f"convergence {task}"))
         shown = sorted((k for k in grids if k[0] == task), key=lambda k: (nominal_first(k[1]), k[2]))
         if shown:
             body.append("<h3>Reconstructions</h3><p class=muted>ground truth, initializer, then each method "
@@ -356,9 +359,11 @@ def write_report(folders: list[str | Path], out_html: str | Path, rows: pd.DataF
     folders = [Path(f) for f in folders]
     rows = merge.merge(folders) if rows is None else rows
     out_html = Path(out_html)
-    atomic_write_text(out_html, render(folders, rows))
+    board = leaderboard.aggregate(rows)
+    plots = plot_pngs(board, folders)  # rendered once: inline in the page and as PNG files
+    atomic_write_text(out_html, render(folders, rows, plots))
     if not rows.empty:
-        write_plots(leaderboard.aggregate(rows), out_html.parent, folders)  # the plots as PNGs too
+        write_plots(board, out_html.parent, plots=plots)
     return out_html
 
 

@@ -121,9 +121,10 @@ class DEAL(Method):
         Reconstruction speeds it up (training keeps the plain iteration its checkpoints were trained with):
         `inexact` solves while the masks still move (CG tolerance a tenth of the last relative change, at most
         1e-2, never below `cg_tol`); `depth` > 0: Anderson acceleration of the outer map x -> solve(mask(x)) over
-        the last `depth` iterates, restarted whenever the relative change grows. Measured on three 256 px BSD68 crops (cpu checkpoint, one thread, busy
-        machine): exact solves 22/25/- outer iterations and 228/237/- operator applications; inexact solves
-        22/25/21 and 172/191/156 (33/34/28 s); + Anderson (depth 5) 14/16/14 iterations (15/16/14 s), PSNR within 0.003 dB."""
+        the last `depth` iterates, restarted whenever the relative change grows. Measured on three 256 px BSD68
+        crops (cpu checkpoint, one thread, busy machine): exact solves 22/25/- outer iterations and 228/237/-
+        operator applications; inexact solves 22/25/21 and 172/191/156 (33/34/28 s); + Anderson (depth 5)
+        14/16/14 iterations (15/16/14 s), PSNR within 0.003 dB."""
         rel, k, prev = float("inf"), 0, x
         xs, gs = [], []
         for k in range(1, iters + 1):

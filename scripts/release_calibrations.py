@@ -31,14 +31,14 @@ def calibration_of(overrides: list[str]):
     method = build(cfg.method.model)
     if not method.calibration_space():
         return cfg, None
-    spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
+    spec, key = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed), weights_key(cfg)
     if spec is not None:  # the checkpoint's hyperparameters are where the search started: part of the key
-        found = checkpoints.load(cfg, checkpoints.weights_name(spec), weights_key(cfg))
+        found = checkpoints.load(cfg, checkpoints.weights_name(spec), key)
         if found is None:
-            log.warning("skipped: %s: no checkpoint for key %s", cfg.method.name, weights_key(cfg))
+            log.warning("skipped: %s: no checkpoint for key %s", cfg.method.name, key)
             return cfg, None
         checkpoints.trained_part(spec, method).load_state_dict(found[0])
-    return cfg, calibrations.calibration_key(cfg, method.hp, weights_key(cfg), reconstruct_options(cfg))
+    return cfg, calibrations.calibration_key(cfg, method.hp, key, reconstruct_options(cfg))
 
 
 def release_combination(overrides: list[str]) -> dict | None:

@@ -49,7 +49,7 @@ def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), 
         log.info("%s: training for release (key %s)", method, key)
         entry = train_method(cfg, model, device, spec)
     model.eval()
-    state = cpu_state(part)  # before calibration: the checkpoint carries the config's hyperparameters
+    state = cpu_state(part)  # before calibration: the checkpoint carries the hyperparameters training left
     calibration_key = calibrations.calibration_key(cfg, model.hp, key, reconstruct_options(cfg))
     task = build(cfg.task.spec)
     hp, psnr, _ = fit_hyperparameters(cfg, model, task, device, key)
