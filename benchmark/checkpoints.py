@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.hashing import config_hash, portable
 from benchmark.plugins import REPO_ROOT
+from benchmark.registry import method_yaml
 from benchmark.store import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,30 @@ def training_spec(method_cfg: DictConfig, profile: str, seed: int) -> dict | Non
         if module not in model:
             raise ValueError(f"method {method_cfg.name!r}: train.weights.module {module!r} is not a key of its model config")
         model = {"module": module, **model[module]}
+    if train.get("init") is not None:
+        # warm start: the key of the weights training starts from is part of this one's
+        train["init"] = {"method": train["init"], "key": checkpoint_key(init_spec(method_cfg, profile, seed))}
     return {"method": name, "model": model, "train": {**train, **budgets[profile]}, "data": data, "seed": seed}
+
+
+def init_config(method_cfg: DictConfig) -> DictConfig:
+    """The full config of the method named by `train.init` (same profile, data and seed):
+    its YAML in place of this method's, under a copy of this config's root."""
+    name = method_cfg.train.init
+    root = method_cfg._get_root()
+    if root is method_cfg or "profile" not in root:
+        raise ValueError(f"method {method_cfg.name!r}: train.init needs the method config inside a full regbench config")
+    other = root.copy()
+    OmegaConf.set_struct(other, False)
+    other.method = method_yaml(name)
+    if other.method.get("train") is None:
+        raise ValueError(f"method {method_cfg.name!r}: train.init={name!r} names a method with nothing trained")
+    return other
+
+
+def init_spec(method_cfg: DictConfig, profile: str, seed: int) -> dict:
+    other = init_config(method_cfg)
+    return training_spec(other.method, profile, seed)
 
 
 def weights_name(spec: dict) -> str:

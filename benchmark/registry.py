@@ -64,6 +64,11 @@ def _yaml(group: str, name: str):
     raise RegistryError(f"unknown {group} {name!r}; known {group}s: {', '.join(known(group))}")
 
 
+def method_yaml(name: str):
+    """configs/method/<name>.yaml (of the repository or a plugin root), unresolved."""
+    return _yaml("method", name)
+
+
 def incompatibility(method_tasks, method: str, task: str) -> str | None:
     """Why `method` cannot run `task` (its `tasks:` globs), or None."""
     if not method_tasks or any(fnmatch.fnmatch(task, pattern) for pattern in method_tasks):

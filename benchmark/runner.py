@@ -88,12 +88,32 @@ def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> d
     """Train `method` on its training data within the profile's budget; returns its manifest entry."""
     make_deterministic()
     torch.manual_seed(cfg.seed)
+    warm_start(cfg, method, device, spec)
     data = build(cfg.method.train.data)
     patches = PatchSampler(data, n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device)
     train_log = method.fit(patches, {**spec["train"], "seed": cfg.seed}, progress=cfg.progress)
     minutes = float(train_log.pop("minutes", 0.0))
     return {"method": checkpoints.weights_name(spec), "spec": spec, "git_rev": git_rev(), "device": device_name(device),
             "train_minutes": minutes, "params": method.n_params(), "log": train_log}
+
+
+def warm_start(cfg: DictConfig, method, device: torch.device, spec: dict) -> None:
+    """`train.init: <method>`: training starts from that method's trained weights (loaded, or
+    trained first when neither the cache nor the release has them), e.g. the diffusion prior
+    from PnP's denoiser. The part trained here takes the same-named submodule of the other
+    method (`train.weights.module`), or the whole method. Under retrain=true only this method retrains:
+    a valid checkpoint for the other's key is used (`make train-release` has just released it)."""
+    if not spec["train"].get("init"):
+        return
+    other_cfg = checkpoints.init_config(cfg.method)
+    other_cfg.retrain = False
+    other = build(other_cfg.method.model).to(device)
+    prepare_weights(other_cfg, other, device)
+    module = spec["model"].get("module") if isinstance(spec["model"], dict) else None
+    source = getattr(other, module) if module else other
+    checkpoints.trained_part(spec, method).load_state_dict(source.state_dict())
+    log.info("%s: training starts from %s's weights (key %s)", cfg.method.name, spec["train"]["init"]["method"],
+             spec["train"]["init"]["key"])
 
 
 def job_started() -> float:

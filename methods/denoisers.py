@@ -126,7 +126,8 @@ def train_denoiser(model: Preconditioned, patches, budget: dict, progress: bool 
     if weighting not in ("mse", "edm"):
         raise ValueError(f"train.loss={weighting!r}; allowed: mse, edm")
     seed = int(budget.get("seed", 0))
-    seeded_init(model, seed)
+    if not budget.get("init"):  # a warm start (train.init) keeps the weights it was given
+        seeded_init(model, seed)
     device = next(model.parameters()).device
     bf16 = bool(budget.get("bf16", False))
     opt = torch.optim.Adam(model.parameters(), lr=float(budget["lr"]))

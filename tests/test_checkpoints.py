@@ -20,3 +20,49 @@ def test_saved_checkpoint_loads_and_a_truncated_one_is_reported(tmp_path, caplog
     assert "corrupt or truncated" in caplog.text and str(path) in caplog.text
     assert checkpoints.load(cfg, "crr", "other-key") is None
     assert not list((tmp_path / "checkpoints").glob(".*tmp"))
+
+
+def test_warm_start_key_follows_the_weights_it_starts_from():
+    def spec_of(*overrides):
+        cfg = compose("method=diffpir", "profile=smoke", *overrides)
+        return checkpoints.training_spec(cfg.method, "smoke", cfg.seed)
+
+    key = lambda *o: checkpoints.checkpoint_key(spec_of(*o))
+
+    pnp = compose("method=pnp_drunet", "profile=smoke")
+    spec = checkpoints.training_spec(compose("method=diffpir", "profile=smoke").method, "smoke", 0)
+    assert spec["train"]["init"] == {"method": "pnp_drunet",
+                                     "key": checkpoints.checkpoint_key(checkpoints.training_spec(pnp.method, "smoke", 0))}
+    # another seed: another PnP checkpoint to start from (its key is in this spec)
+    assert spec_of("seed=1")["train"]["init"]["key"] != spec["train"]["init"]["key"]
+    assert key() != key("method.train.init=null")
+
+
+def test_warm_start_trains_from_the_other_methods_weights(tmp_path):
+    """With lr=0 training leaves the weights it starts from: the diffusion prior is then PnP's denoiser,
+    which was trained first (the cache was empty) and saved under its own key."""
+    from benchmark.instantiate import build
+    from benchmark.runner import prepare_weights
+
+    common = ("profile=smoke", "progress=false", f"cache_dir={tmp_path}", f"weights_dir={tmp_path / 'none'}")
+    cfg = compose("method=diffpir", "method.train.lr=0", *common)
+    model = build(cfg.method.model)
+    prepare_weights(cfg, model, torch.device("cpu"))
+    pnp_cfg = compose("method=pnp_drunet", *common)
+    pnp_key = checkpoints.checkpoint_key(checkpoints.training_spec(pnp_cfg.method, "smoke", 0))
+    state, entry = checkpoints.load(pnp_cfg, "pnp_drunet", pnp_key)
+    assert entry["spec"]["method"] == "pnp_drunet"
+    prior = model.denoiser.state_dict()
+    for name, value in prior.items():
+        assert torch.equal(value, state[f"denoiser.{name}"]), name
+    cold = build(compose("method=diffpir", "method.train.lr=0", "method.train.init=null", *common).method.model)
+    prepare_weights(compose("method=diffpir", "method.train.lr=0", "method.train.init=null", *common), cold, torch.device("cpu"))
+    assert not all(torch.equal(v, cold.denoiser.state_dict()[k]) for k, v in prior.items())
+
+
+def test_warm_start_from_a_method_with_nothing_trained_is_an_error():
+    import pytest
+
+    cfg = compose("method=diffpir", "profile=smoke", "method.train.init=tv")
+    with pytest.raises(ValueError, match="train.init='tv' names a method with nothing trained"):
+        checkpoints.training_spec(cfg.method, "smoke", 0)
