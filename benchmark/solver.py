@@ -2,7 +2,9 @@
 
 Accelerated proximal gradient (FISTA) for  min_x f(x) + g(x)  with f smooth
 (gradient given, Lipschitz bound L) and g simple (prox given), with the
-gradient-based adaptive restart of O'Donoghue & Candes (2015), and backtracking
+gradient-based adaptive restart of O'Donoghue & Candes (2015), optionally the
+speed restart of Su, Boyd & Candes (2016) (momentum reset when the step shrinks,
+at least `speed_restart` iterations after the last reset), and backtracking
 on L when f's value is available and no bound is known. Stops when the relative
 change ||x_k+1 - x_k|| / ||x_k|| falls below `tol` for every image of the batch,
 or at `max_iter`. `callback(k, x)` is called after every iteration (the runner
@@ -19,6 +21,14 @@ from typing import Callable, Optional
 
 import torch
 
+# The speed restart (`speed_restart=SPEED_RESTART_MIN`) is for strongly convex problems, e.g. denoising
+# (identity operator), where the methods turn it on. There the gradient restart never fires (0 restarts
+# on the perf images), FISTA's momentum grows without bound and the iterates orbit the minimizer;
+# resetting it once the steps shrink cut WCRR from 124/95 to 73/66 iterations on the perf images, same
+# PSNR to 0.001 dB (minimum interval 10: 0.02 dB off the tol-1e-6 reference). Not on ill-conditioned
+# operators: on parallel-beam CT each reset is followed by a plain gradient step small enough to pass the
+# relative-change stop (WCRR stopped at 41 iterations, 0.05 dB from where the unrestarted solve stops).
+SPEED_RESTART_MIN = 40
 ENERGY_BLOWUP = 1e6  # energy this many times its starting value: the iteration is diverging
 Grad = Callable[[torch.Tensor], torch.Tensor]
 Prox = Callable[[torch.Tensor, float], torch.Tensor]
@@ -54,6 +64,7 @@ def apg(
     tol: float = 1e-4,
     max_iter: int = 500,
     restart: bool = True,
+    speed_restart: int = 0,
     track_energy: bool = False,
     energy_every: int = 1,
     callback: Optional[Callable[[int, torch.Tensor], None]] = None,
@@ -68,7 +79,7 @@ def apg(
     x = x0.clone()
     z = x0.clone()
     t = 1.0
-    restarts = 0
+    restarts, since_restart, last_step = 0, 0, math.inf
     energies: list[float] = []
     rel = math.inf
     for k in range(1, max_iter + 1):
@@ -85,13 +96,18 @@ def apg(
         else:
             x_new = prox(z - g / L, 1.0 / L)
         step = x_new - x
-        rel = float((_batch_norm(step) / _batch_norm(x).clamp_min(1e-12)).max())
+        step_norm = _batch_norm(step)
+        rel = float((step_norm / _batch_norm(x).clamp_min(1e-12)).max())
         if not math.isfinite(rel):  # NaN or overflowing iterates: stop now, say so
             return x_new, SolveInfo(k, False, rel, restarts, energies, f"diverged: iterates overflow or are NaN at iteration {k}")
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-        if restart and float(((z - x_new) * step).sum()) > 0:
+        since_restart += 1
+        size = float(step_norm.max())
+        slowing = 0 < speed_restart <= since_restart and size < last_step
+        last_step = size
+        if restart and (slowing or float(((z - x_new) * step).sum()) > 0):
             t_new, z = 1.0, x_new.clone()
-            restarts += 1
+            restarts, since_restart = restarts + 1, 0
         else:
             z = x_new + ((t - 1.0) / t_new) * step
         x, t = x_new, t_new

@@ -12,11 +12,12 @@ from typing import Any, Optional
 
 import torch
 from deepinv.optim.data_fidelity import L2
+from deepinv.physics import Denoising
 
-from benchmark.solver import SolveInfo, apg
+from benchmark.solver import SPEED_RESTART_MIN, SolveInfo, apg
 
 FAMILIES = ("baseline", "variational", "denoiser", "sampler")  # baseline: no prior at all (the initializer)
-APG_OPTIONS = ("tol", "max_iter", "restart", "track_energy", "energy_every", "callback")
+APG_OPTIONS = ("tol", "max_iter", "restart", "speed_restart", "track_energy", "energy_every", "callback")
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ class VariationalMethod(Method):
     def reconstruct(self, y, physics, x0, solver: dict) -> tuple[torch.Tensor, dict]:
         lam = self.hp["lam"]
         solver = {k: v for k, v in solver.items() if k in APG_OPTIONS}  # drop method-specific keys (compile)
+        if isinstance(physics, Denoising) and solver.get("restart", True):
+            solver.setdefault("speed_restart", SPEED_RESTART_MIN)  # strongly convex: see benchmark/solver.py
         fidelity = L2()
         data_lip = data_lipschitz(physics, x0)
 
