@@ -60,7 +60,8 @@ def training_spec(method_cfg: DictConfig, profile: str, seed: int) -> dict | Non
         model = {"module": module, **model[module]}
     if train.get("init") is not None:
         # warm start: the key of the weights training starts from is part of this one's
-        train["init"] = {"method": train["init"], "key": checkpoint_key(init_spec(method_cfg, profile, seed))}
+        starts_from = training_spec(init_config(method_cfg).method, profile, seed)
+        train["init"] = {"method": train["init"], "key": checkpoint_key(starts_from)}
     return {"method": name, "model": model, "train": {**train, **budgets[profile]}, "data": data, "seed": seed}
 
 
@@ -77,11 +78,6 @@ def init_config(method_cfg: DictConfig) -> DictConfig:
     if other.method.get("train") is None:
         raise ValueError(f"method {method_cfg.name!r}: train.init={name!r} names a method with nothing trained")
     return other
-
-
-def init_spec(method_cfg: DictConfig, profile: str, seed: int) -> dict:
-    other = init_config(method_cfg)
-    return training_spec(other.method, profile, seed)
 
 
 def weights_name(spec: dict) -> str:

@@ -109,8 +109,7 @@ def warm_start(cfg: DictConfig, method, device: torch.device, spec: dict) -> Non
     other_cfg.retrain = False
     other = build(other_cfg.method.model).to(device)
     prepare_weights(other_cfg, other, device)
-    module = spec["model"].get("module") if isinstance(spec["model"], dict) else None
-    source = getattr(other, module) if module else other
+    source = checkpoints.trained_part(spec, other)  # the other method's part with this one's module name
     checkpoints.trained_part(spec, method).load_state_dict(source.state_dict())
     log.info("%s: training starts from %s's weights (key %s)", cfg.method.name, spec["train"]["init"]["method"],
              spec["train"]["init"]["key"])

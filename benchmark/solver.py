@@ -102,9 +102,10 @@ def apg(
             return x_new, SolveInfo(k, False, rel, restarts, energies, f"diverged: iterates overflow or are NaN at iteration {k}")
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         since_restart += 1
-        size = float(step_norm.max())
-        slowing = 0 < speed_restart <= since_restart and size < last_step
-        last_step = size
+        slowing = False
+        if speed_restart > 0:
+            size = float(step_norm.max())
+            slowing, last_step = speed_restart <= since_restart and size < last_step, size
         if restart and (slowing or float(((z - x_new) * step).sum()) > 0):
             t_new, z = 1.0, x_new.clone()
             restarts, since_restart = restarts + 1, 0

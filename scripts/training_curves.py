@@ -38,7 +38,7 @@ def table(manifest: dict) -> pd.DataFrame:
     rows = []
     for entry in manifest.values():
         c = curve(entry)
-        row = {"weights": entry["file"].rsplit("-", 1)[0], "train_minutes": round(float(entry["train_minutes"]), 1)}
+        row = {"weights": entry["method"], "train_minutes": round(float(entry["train_minutes"]), 1)}
         for f in FRACTIONS:
             row[f"psnr@{int(f * 100)}%"] = round(float(c.psnr.iloc[max(0, math.ceil(f * len(c)) - 1)]), 2)
         rows.append(row)
@@ -52,9 +52,9 @@ def plot(manifest: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for entry in sorted(manifest.values(), key=lambda e: e["file"]):
+    for entry in sorted(manifest.values(), key=lambda e: e["method"]):
         c = curve(entry)
-        ax.plot(c.minutes, c.psnr, label=entry["file"].rsplit("-", 1)[0])
+        ax.plot(c.minutes, c.psnr, label=entry["method"])
     ax.set_xlabel("training minutes (cpu profile)")
     ax.set_ylabel("training-batch PSNR (dB, moving average)")
     ax.legend(fontsize=8)

@@ -8,8 +8,8 @@ from scripts import training_curves
 
 def _manifest():
     return {
-        "a": {"file": "crr-aaaa.pt", "train_minutes": 40.0, "log": {"history": {"loss": [10 ** (-k / 10) for k in range(1, 41)]}}},
-        "b": {"file": "pnp_drunet-bbbb.pt", "train_minutes": 10.0, "log": {"history": {"psnr": [25.0] * 20 + [27.0] * 20}}},
+        "a": {"method": "crr", "file": "crr-aaaa.pt", "train_minutes": 40.0, "log": {"history": {"loss": [10 ** (-k / 10) for k in range(1, 41)]}}},
+        "b": {"method": "pnp_drunet", "file": "pnp_drunet-bbbb.pt", "train_minutes": 10.0, "log": {"history": {"psnr": [25.0] * 20 + [27.0] * 20}}},
     }
 
 
