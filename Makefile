@@ -3,7 +3,8 @@ PYTHON   ?= python3
 VENV     := .venv
 PY       := $(VENV)/bin/python
 PROFILE  ?= cpu
-OUT      ?= runs/$(PROFILE)
+# not ?=: an OUT left in the environment (a common name) must not redirect the runs; OUT=dir on the command line does
+OUT       = runs/$(PROFILE)
 ARGS     ?=
 RETRAIN  ?= 0
 LOGGER   ?= wandb
@@ -39,7 +40,7 @@ leaderboard: install
 	$(PY) -m benchmark.report $(abspath $(RESULTS)) --out $(abspath $(LEADERBOARD_OUT))
 
 smoke:
-	$(MAKE) benchmark PROFILE=smoke OUT=$(OUT)
+	$(MAKE) benchmark PROFILE=smoke
 
 test: install
 	$(PY) -m pytest -q tests

@@ -47,8 +47,12 @@ def compose(method: str, profile: str):
 
 
 def timed(fn):
+    """Wall seconds of fn(); CUDA work is asynchronous, so the clock is read after a synchronize."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     out = fn()
+    sync()
     return out, time.perf_counter() - t0
 
 
@@ -103,7 +107,9 @@ def smoke_seconds() -> float:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "REGBENCH_CACHE": str(Path(tmp) / "cache")}
         cmd = [sys.executable, "-m", "benchmark.run", "-m", "experiment=default", "profile=smoke", f"out={tmp}/out", "progress=false"]
-        _, seconds = timed(lambda: subprocess.run(cmd, cwd=REPO_ROOT, env=env, check=True, capture_output=True))
+        done, seconds = timed(lambda: subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True))
+    if done.returncode:
+        raise RuntimeError(f"the smoke sweep failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return seconds
 
 
@@ -150,10 +156,10 @@ def main(argv: list[str]) -> None:
         if row:
             training.append(row)
             log.info("%s training: %.1f patches/s", name, row["patches_per_s"])
-    smoke = smoke_seconds() if args["smoke"].lower() == "true" else None
     solves_df, training_df = pd.DataFrame(solves), pd.DataFrame(training)
-    atomic_write(out / "perf.csv", lambda p: solves_df.to_csv(p, index=False))
+    atomic_write(out / "perf.csv", lambda p: solves_df.to_csv(p, index=False))  # kept if the smoke sweep fails
     atomic_write(out / "perf_training.csv", lambda p: training_df.to_csv(p, index=False))
+    smoke = smoke_seconds() if args["smoke"].lower() == "true" else None
     atomic_write_text(out / "perf.md", report(solves_df, training_df, smoke))
     print(f"perf: {out / 'perf.md'}")
 

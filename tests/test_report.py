@@ -4,6 +4,7 @@ Chromium is Debian's `chromium` package (.ci/run installs it); it runs headless 
 network pointed at a closed local port, so a report that needed the network would show
 broken parts, and the HTML is also checked to reference nothing outside itself.
 """
+import os
 import re
 import shutil
 import subprocess
@@ -188,12 +189,15 @@ def test_merge_refuses_to_write_into_a_sweep_folder(merged):
 
 
 def test_make_targets(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path)}  # a stray OUT in the environment does not redirect the runs
     make = subprocess.run(["make", "-n", "benchmark", "leaderboard", "RESULTS=runs/a runs/b"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=env)
     assert make.returncode == 0, make.stderr
     assert "logger=wandb" in make.stdout
     assert f"-m benchmark.report {REPO / 'runs/cpu'}" in make.stdout
     assert f"-m benchmark.report {REPO / 'runs/a'} {REPO / 'runs/b'} --out {REPO / 'runs/leaderboard'}" in make.stdout
+    smoke = subprocess.run(["make", "-n", "smoke"], cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    assert f"-m benchmark.report {REPO / 'runs/smoke'}" in smoke.stdout  # smoke rows never land among the cpu rows
     usage = subprocess.run(["make", "-n", "leaderboard"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert usage.returncode != 0 and "usage: make leaderboard RESULTS=" in usage.stderr
 

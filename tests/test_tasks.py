@@ -279,3 +279,23 @@ def test_metrics_are_computed_in_float64_whatever_the_input_precision():
     y = (x + 0.05 * torch.randn(x.shape, generator=g)).to(torch.bfloat16)
     low, exact = image_metrics(y, x.to(torch.bfloat16)), image_metrics(y.double(), x.to(torch.bfloat16).double())
     assert low["ssim"] == pytest.approx(exact["ssim"], abs=1e-9) and low["psnr"] == pytest.approx(exact["psnr"], abs=1e-9)
+
+
+def test_ct_backend_falls_back_from_astra_cpu_to_cuda_then_skimage_with_a_warning(monkeypatch):
+    """An astra build with CUDA only (seen on an H100 machine) must not send CPU tensors to
+    skimage, whose back-projection is not the exact adjoint; skimage is the last resort."""
+    from odl.applications import tomo
+
+    from regbench_datasets.ct import backend
+
+    monkeypatch.setattr(tomo, "ASTRA_AVAILABLE", False)
+    monkeypatch.setattr(tomo, "ASTRA_CUDA_AVAILABLE", True)
+    assert backend("cpu", "fan") == "astra_cuda"
+    monkeypatch.setattr(tomo, "ASTRA_CUDA_AVAILABLE", False)
+    monkeypatch.setattr(tomo, "SKIMAGE_AVAILABLE", True)
+    with pytest.warns(UserWarning, match="not the exact adjoint"):
+        assert backend("cpu", "parallel") == "skimage"
+    with pytest.raises(RuntimeError, match="no ODL ray-transform backend for fan beam"):
+        backend("cpu", "fan")
+    monkeypatch.setattr(tomo, "ASTRA_AVAILABLE", True)
+    assert backend("cpu", "fan") == "astra_cpu" and backend("cuda", "fan") == "astra_cpu"
