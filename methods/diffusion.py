@@ -17,6 +17,12 @@ runs the denoiser's network in bfloat16.
 - DiffPIR (Zhu et al. 2023): HQS-like; each step denoises, takes the exact
   data prox with weight rho_t = lam sigma_n^2 / sigma_t^2, and re-noises with a
   fraction `zeta` of fresh noise. `lam` and `zeta` are calibrated per task.
+  `solver["start"]`: `noise` runs deepinv's sampler, the whole schedule from pure
+  noise; `measurement` (denoising tasks only; others run `noise`) starts the reverse
+  diffusion at the step t* whose noise level is the measurement's, where y itself
+  is a sample of the forward process, so every step is spent below sigma_y.
+  deepinv's sampler cannot start late, so that loop is written here with its
+  schedule, denoiser convention and data prox.
 - DPS (Chung et al. 2023): ancestral (DDPM) sampling of the VP SDE with the
   likelihood gradient through the denoiser; `guidance: annealed` (the Gaussian
   likelihood with variance sigma_y^2 + sigma_t^2) puts `weight` near 1 for any
@@ -28,6 +34,7 @@ import contextlib
 
 import torch
 from deepinv.optim.data_fidelity import L2
+from deepinv.physics import Denoising
 from deepinv.sampling import DPS as DeepinvDPS
 from deepinv.sampling import DiffPIR as DeepinvDiffPIR
 
@@ -62,10 +69,10 @@ class DiffusionPrior(Method):
         if steps < 2:
             raise ValueError(f"{type(self).__name__}: steps={steps}; a sampler needs at least 2 steps")
         with precision(self.denoiser, solver.get("bf16", False)):
-            x = self.sample(y, physics, x0, steps, seed)
+            x = self.sample(y, physics, x0, steps, seed, solver)
         return x, {"iterations": steps, "seed": seed}
 
-    def sample(self, y, physics, x0, steps: int, seed: int) -> torch.Tensor:
+    def sample(self, y, physics, x0, steps: int, seed: int, solver: dict) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -78,12 +85,39 @@ class DiffPIR(DiffusionPrior):
         "zeta": Hyper(1.0, span=10.0, calibrate=True, bounds=(0.01, 1.0)),
     }
 
+    starts = ("noise", "measurement")
+
     @torch.no_grad()
-    def sample(self, y, physics, x0, steps, seed):
+    def sample(self, y, physics, x0, steps, seed, solver):
+        start = solver.get("start", "noise")
+        if start not in self.starts:
+            raise ValueError(f"DiffPIR: start={start!r}; expected one of {', '.join(self.starts)}")
         sampler = DeepinvDiffPIR(self.denoiser, data_fidelity=L2(), sigma=noise_level(physics), max_iter=steps,
                                  zeta=self.hp["zeta"], lambda_=self.hp["lam"], device=y.device)
         with seeded(seed, y.device):
+            if start == "measurement" and isinstance(physics, Denoising):
+                return self.sample_from_measurement(sampler, y, physics, steps)
             return sampler(y, physics, x_init=x0)
+
+    def sample_from_measurement(self, sampler: DeepinvDiffPIR, y, physics, steps: int) -> torch.Tensor:
+        """DiffPIR's steps on the timesteps from t* down to 0 (evenly spaced), in deepinv's
+        [-1, 1] scaling: x_t* = sqrt(abar_t*) (2y - 1 + the noise the schedule has beyond y's)."""
+        sigma_y, zeta = sampler.sigma, sampler.zeta
+        levels = sampler.reduced_alpha_cumprod  # noise std of x_t / sqrt(abar_t), [-1, 1] scale
+        t_star = int((levels - 2 * sigma_y).abs().argmin())
+        ts = torch.linspace(t_star, 0, steps).round().long().tolist()
+        a, b = sampler.sqrt_alphas_cumprod, sampler.sqrt_1m_alphas_cumprod
+        extra = float(levels[t_star] ** 2 - 4 * sigma_y**2)
+        x = a[t_star] * (2 * y - 1 + max(extra, 0.0) ** 0.5 * torch.randn_like(y))
+        for i, t in enumerate(ts):
+            x0 = (2 * sampler.model(x / (2 * a[t]) + 0.5, float(levels[t]) / 2) - 1).clamp(-1, 1)
+            if i == len(ts) - 1:
+                return x0 / 2 + 0.5
+            rho = self.hp["lam"] * sigma_y**2 / float(levels[t]) ** 2
+            x0 = 2 * sampler.data_fidelity.prox(x0 / 2 + 0.5, y, physics, gamma=1.0 / (2 * rho)) - 1
+            eps = (x - a[t] * x0) / b[t]
+            s = ts[i + 1]
+            x = a[s] * x0 + b[s] * ((1 - zeta) ** 0.5 * eps + zeta**0.5 * torch.randn_like(x))
 
 
 class DPS(DiffusionPrior):
@@ -93,7 +127,7 @@ class DPS(DiffusionPrior):
         super().__init__(denoiser, **hyper)
         self.guidance, self.solver_name = guidance, solver
 
-    def sample(self, y, physics, x0, steps, seed):
+    def sample(self, y, physics, x0, steps, seed, solver):
         sampler = DeepinvDPS(self.denoiser, solver=self.solver_name, num_steps=steps, weight=self.hp["weight"],
                              guidance=self.guidance, device=y.device, rng=torch.Generator(device=y.device))
         return sampler(y, physics, seed=seed).to(y.dtype).detach()

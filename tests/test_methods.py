@@ -228,3 +228,38 @@ def test_bf16_precision_runs_only_the_network_in_bfloat16_and_restores_it():
             assert half.dtype == torch.float32
         assert den.bf16 is False and torch.equal(den(x, 0.1), full)
     assert 0 < (half - full).abs().max() < 1e-2
+
+
+class _LevelSpy(torch.nn.Module):
+    """A denoiser that records the noise level of each call and returns its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.levels = []
+
+    def forward(self, x, sigma):
+        self.levels.append(float(sigma))
+        return x
+
+
+def test_diffpir_from_the_measurement_starts_at_its_noise_level_on_denoising_only(crops):
+    """start=measurement: the first denoiser call sees the measurement's noise level (y is a
+    forward-process sample there) and every step lies below it; off denoising, and with
+    start=noise, the sampler runs deepinv's whole schedule from pure noise."""
+    x, y, physics = crops
+    spy = _LevelSpy()
+    out, _ = DiffPIR(spy).reconstruct(y, physics, y, {"steps": 6, "seed": 0, "start": "measurement"})
+    assert len(spy.levels) == 6 and torch.isfinite(out).all() and out.shape == y.shape
+    assert abs(spy.levels[0] - SIGMA) < 0.03 * SIGMA, spy.levels
+    assert spy.levels == sorted(spy.levels, reverse=True) and spy.levels[-1] < 0.01
+    spy.levels.clear()
+    DiffPIR(spy).reconstruct(y, physics, y, {"steps": 6, "seed": 0, "start": "noise"})
+    assert spy.levels[0] > 50  # pure noise
+    blur = dinv.physics.BlurFFT((1, 1, 32, 32), dinv.physics.blur.gaussian_blur(1.0),
+                                noise_model=dinv.physics.GaussianNoise(0.01))
+    spy.levels.clear()
+    DiffPIR(spy).reconstruct(blur(x), blur, blur(x), {"steps": 6, "seed": 0, "start": "measurement"})
+    assert spy.levels[0] > 50
+    with pytest.raises(ValueError, match="start='late'; expected one of noise, measurement"):
+        DiffPIR(spy).reconstruct(y, physics, y, {"steps": 6, "start": "late"})
+
