@@ -262,4 +262,3 @@ def test_diffpir_from_the_measurement_starts_at_its_noise_level_on_denoising_onl
     assert spy.levels[0] > 50
     with pytest.raises(ValueError, match="start='late'; expected one of noise, measurement"):
         DiffPIR(spy).reconstruct(y, physics, y, {"steps": 6, "start": "late"})
-

@@ -103,8 +103,6 @@ def test_sampled_energy_tracking_records_every_kth_iterate_and_the_last():
     assert sampled.energies == expected
 
 
-
-
 def test_speed_restart_keeps_the_minimizer_and_only_resets_after_its_interval():
     """A strongly convex quadratic with condition number 1000. (Whether it saves iterations depends on the
     problem: on WCRR denoising it does, measured by `make perf`; on this quadratic the gradient restart
