@@ -91,10 +91,17 @@ def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> d
     warm_start(cfg, method, device, spec)
     data = build(cfg.method.train.data)
     patches = PatchSampler(data, n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device)
-    train_log = method.fit(patches, {**spec["train"], "seed": cfg.seed}, progress=cfg.progress)
+    budget = {**spec["train"], "seed": cfg.seed, "snapshot": str(snapshot_path(cfg, spec)),
+              "snapshot_every_s": float(cfg.snapshot_every_s)}
+    train_log = method.fit(patches, budget, progress=cfg.progress)
     minutes = float(train_log.pop("minutes", 0.0))
     return {"method": checkpoints.weights_name(spec), "spec": spec, "git_rev": git_rev(), "device": device_name(device),
             "train_minutes": minutes, "params": method.n_params(), "log": train_log}
+
+
+def snapshot_path(cfg: DictConfig, spec: dict) -> Path:
+    """Where an unfinished training of this spec keeps its state (resumed by the next run, removed once saved)."""
+    return checkpoints.cache_root(cfg) / "snapshots" / f"{checkpoints.weights_name(spec)}-{checkpoints.checkpoint_key(spec)}.pt"
 
 
 def warm_start(cfg: DictConfig, method, device: torch.device, spec: dict) -> None:
@@ -150,6 +157,7 @@ def prepare_weights(cfg: DictConfig, method, device: torch.device) -> dict:
         log.info("%s: training (checkpoint key %s)", cfg.method.name, key)
         entry = train_method(cfg, method, device, spec)
         checkpoints.save(cfg, name, key, cpu_state(part), entry)
+        snapshot_path(cfg, spec).unlink(missing_ok=True)
     return {"key": key, "train_minutes": entry["train_minutes"]}
 
 

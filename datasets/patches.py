@@ -15,6 +15,12 @@ class PatchSampler:
         self.gen = torch.Generator().manual_seed(seed)
         self.device = torch.device(device)
 
+    def state_dict(self) -> dict:  # where the random draws are: a resumed training continues them
+        return {"gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gen.set_state(state["gen"])
+
     def _randint(self, high: int) -> int:
         return int(torch.randint(high, (1,), generator=self.gen))
 

@@ -42,6 +42,7 @@ from deepinv.models.deal import LinearSpline, MultiConv2d
 from deepinv.optim.linear import conjugate_gradient
 from tqdm.auto import tqdm
 
+from benchmark.snapshots import TrainingSnapshot
 from regbench_methods.base import Hyper, Method, data_lipschitz
 from regbench_methods.denoisers import seeded_init
 
@@ -168,9 +169,12 @@ class DEAL(Method):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
         gen = torch.Generator().manual_seed(seed + 1)
         history = {"loss": [], "psnr": [], "outer": []}
+        snapshot = TrainingSnapshot(budget.get("snapshot"), budget.get("snapshot_every_s", 300), net=self.net, opt=opt,
+                                    sched=sched, gen=gen, patches=patches)
+        start = snapshot.restore(history)
         t0 = time.perf_counter()
         self.net.train()
-        for _ in tqdm(range(steps), desc="train deal", disable=not progress, mininterval=5):
+        for step in tqdm(range(start, steps), desc="train deal", disable=not progress, mininterval=5, initial=start, total=steps):
             x = patches.sample(batch, size)
             sigma = (lo + (hi - lo) * torch.rand(batch, 1, 1, 1, generator=gen)).to(x)
             y = x + sigma / 255.0 * torch.randn(x.shape, generator=gen).to(x)
@@ -188,10 +192,11 @@ class DEAL(Method):
             history["loss"].append(loss.item())
             history["psnr"].append(-10 * math.log10(max(loss.item(), 1e-12)))
             history["outer"].append(k)
+            snapshot.save(step + 1, history, (time.perf_counter() - t0) / 60)
         self.net.eval()
         with torch.no_grad():  # the norm buffer of the final weights (the last step's is one update old)
             self._condition(torch.full((1, 1, 1, 1), self.hp["sigma"], device=self.net.W1.L.device))
-        return {"minutes": (time.perf_counter() - t0) / 60, "steps": steps,
+        return {"minutes": snapshot.minutes_before + (time.perf_counter() - t0) / 60, "steps": steps,
                 "history": {key: v[:: max(1, steps // 200)] for key, v in history.items()}}
 
     def equilibrium_step(self, y, x_star, mask_input, sigma, cg_iters: int, cg_tol: float) -> torch.Tensor:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from benchmark.snapshots import TrainingSnapshot
 from benchmark.solver import apg
 from regbench_methods.base import Hyper, VariationalMethod
 
@@ -277,9 +278,13 @@ class RidgeRegularizer(VariationalMethod):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
         noise = torch.Generator().manual_seed(int(budget.get("seed", 0)) + 1)
         history = {"loss": [], "lipschitz": [], "lam": [], "mu": []}
+        snapshot = TrainingSnapshot(budget.get("snapshot"), budget.get("snapshot_every_s", 300), model=self, opt=opt,
+                                    sched=sched, noise=noise, patches=patches, log_lam=log_lam, log_mu=log_mu)
+        start = snapshot.restore(history)
         t0 = time.perf_counter()
-        bar = tqdm(range(steps), desc=f"train {'crr' if self.convex else 'wcrr'}", disable=not progress, mininterval=5)
-        for _ in bar:
+        bar = tqdm(range(start, steps), desc=f"train {'crr' if self.convex else 'wcrr'}", disable=not progress,
+                   mininterval=5, initial=start, total=steps)
+        for step in bar:
             x = patches.sample(batch, size)
             y = x + sigma * torch.randn(x.shape, generator=noise).to(x)
             lam, mu = log_lam.exp(), log_mu.exp()
@@ -309,8 +314,9 @@ class RidgeRegularizer(VariationalMethod):
             history["lam"].append(lam_v)
             history["mu"].append(mu_v)
             bar.set_postfix(psnr=f"{-10 * math.log10(max(history['loss'][-1], 1e-12)):.2f}", L=f"{lip:.1f}", refresh=False)
+            snapshot.save(step + 1, history, (time.perf_counter() - t0) / 60)
         self.hp["lam"], self.hp["mu"] = log_lam.exp().item(), log_mu.exp().item()
-        return {"minutes": (time.perf_counter() - t0) / 60, "steps": steps, "final_lipschitz": history["lipschitz"][-1] if steps else None,
+        return {"minutes": snapshot.minutes_before + (time.perf_counter() - t0) / 60, "steps": steps, "final_lipschitz": history["lipschitz"][-1] if steps else None,
                 "history": {k: v[:: max(1, steps // 200)] for k, v in history.items()}}
 
 

@@ -6,8 +6,15 @@ import sys
 import time
 
 import pandas as pd
+import pytest
+import torch
 
-from conftest import REPO, run_cli
+from benchmark import checkpoints
+from benchmark.instantiate import build
+from benchmark.runner import train_method
+from benchmark.snapshots import TrainingSnapshot
+from conftest import REPO, compose, run_cli
+from regbench_datasets.patches import PatchSampler
 
 TIMING = ["seconds", "peak_mem_mb", "git_rev", "train_minutes", "calib_seconds"]
 
@@ -182,3 +189,57 @@ def test_incompatible_method_task_pairs_are_rejected_at_sweep_start(tmp_path):
         "ct_only x denoise_bsd68 (method ct_only runs only on tasks matching ct_*); "
         "ct_only x denoise_folder (method ct_only runs only on tasks matching ct_*)")
     assert not (out / "rows").exists()
+
+
+class Killed(Exception):
+    """Stands for the process dying mid-training."""
+
+
+@pytest.mark.parametrize("name", ["crr", "deal", "pnp_drunet"])  # the three training loops (ridge, DEAL, denoisers)
+def test_killed_training_resumes_from_its_snapshot_to_the_same_weights(name, tmp_path, monkeypatch, caplog):
+    def trained(cache, die_after=None):
+        cfg = compose(f"method={name}", "profile=smoke", "progress=false", f"cache_dir={cache}", "snapshot_every_s=0")
+        spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
+        method = build(cfg.method.model)
+        if die_after is not None:
+            sample, calls = PatchSampler.sample, []
+
+            def dying(self, *args):
+                calls.append(1)
+                if len(calls) > die_after:
+                    raise Killed
+                return sample(self, *args)
+
+            monkeypatch.setattr(PatchSampler, "sample", dying)
+        try:
+            return method, train_method(cfg, method, torch.device("cpu"), spec)
+        finally:
+            monkeypatch.undo()
+
+    whole, whole_entry = trained(tmp_path / "a")
+    with pytest.raises(Killed):
+        trained(tmp_path / "b", die_after=2)
+    assert len(list((tmp_path / "b" / "snapshots").glob("*.pt"))) == 1
+    with caplog.at_level("INFO"):
+        resumed, resumed_entry = trained(tmp_path / "b")
+    assert "at step 2" in caplog.text
+    assert resumed_entry["log"]["history"] == whole_entry["log"]["history"]
+    state_a, state_b = whole.state_dict(), resumed.state_dict()
+    assert state_a.keys() == state_b.keys()
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a if torch.is_tensor(state_a[k]))
+    assert resumed.hp == whole.hp
+
+
+def test_an_unreadable_snapshot_is_reported_and_training_starts_over(tmp_path, caplog):
+    path = tmp_path / "snap.pt"
+    path.write_bytes(b"truncated")
+    net = torch.nn.Linear(2, 2)
+    with caplog.at_level("WARNING"):
+        assert TrainingSnapshot(path, net=net).restore({}) == 0
+    assert "unusable" in caplog.text and "from the start" in caplog.text
+    history = {"loss": [1.0]}
+    TrainingSnapshot(path, net=net).save(1, history, 0.5, force=True)
+    other, got = torch.nn.Linear(2, 2), {}
+    snap = TrainingSnapshot(path, net=other)
+    assert snap.restore(got) == 1 and got == history and snap.minutes_before == 0.5
+    assert torch.equal(other.weight, net.weight)
