@@ -45,6 +45,11 @@ class TrainingSnapshot:
         self.minutes_before = 0.0  # training time spent before the last restart
         self._last = time.monotonic()
 
+    @classmethod
+    def for_budget(cls, budget: dict, **parts) -> "TrainingSnapshot":
+        """The snapshot a training budget asks for (`snapshot`: path, None when not set; `snapshot_every_s`)."""
+        return cls(budget.get("snapshot"), budget.get("snapshot_every_s", 300), **parts)
+
     def restore(self, history: dict) -> int:
         """Load the snapshot (if any) into the parts and `history`; returns the number of steps done."""
         if self.path is None or not self.path.exists():

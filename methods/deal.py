@@ -169,8 +169,7 @@ class DEAL(Method):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
         gen = torch.Generator().manual_seed(seed + 1)
         history = {"loss": [], "psnr": [], "outer": []}
-        snapshot = TrainingSnapshot(budget.get("snapshot"), budget.get("snapshot_every_s", 300), net=self.net, opt=opt,
-                                    sched=sched, gen=gen, patches=patches)
+        snapshot = TrainingSnapshot.for_budget(budget, net=self.net, opt=opt, sched=sched, gen=gen, patches=patches)
         start = snapshot.restore(history)
         t0 = time.perf_counter()
         self.net.train()

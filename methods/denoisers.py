@@ -138,8 +138,7 @@ def train_denoiser(model: Preconditioned, patches, budget: dict, progress: bool 
         opt, lambda k: min(1.0, (k + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(k, steps) / max(steps, 1))))
     gen = torch.Generator().manual_seed(seed + 1)
     history = {"loss": [], "psnr": []}
-    snapshot = TrainingSnapshot(budget.get("snapshot"), budget.get("snapshot_every_s", 300), model=model, opt=opt,
-                                sched=sched, gen=gen, patches=patches)
+    snapshot = TrainingSnapshot.for_budget(budget, model=model, opt=opt, sched=sched, gen=gen, patches=patches)
     start = snapshot.restore(history)
     model.train()
     t0 = time.perf_counter()

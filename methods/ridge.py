@@ -278,8 +278,8 @@ class RidgeRegularizer(VariationalMethod):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
         noise = torch.Generator().manual_seed(int(budget.get("seed", 0)) + 1)
         history = {"loss": [], "lipschitz": [], "lam": [], "mu": []}
-        snapshot = TrainingSnapshot(budget.get("snapshot"), budget.get("snapshot_every_s", 300), model=self, opt=opt,
-                                    sched=sched, noise=noise, patches=patches, log_lam=log_lam, log_mu=log_mu)
+        snapshot = TrainingSnapshot.for_budget(budget, model=self, opt=opt, sched=sched, noise=noise, patches=patches,
+                                               log_lam=log_lam, log_mu=log_mu)
         start = snapshot.restore(history)
         t0 = time.perf_counter()
         bar = tqdm(range(start, steps), desc=f"train {'crr' if self.convex else 'wcrr'}", disable=not progress,
