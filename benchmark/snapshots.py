@@ -3,8 +3,8 @@
 A training loop names its parts (network, optimizer, scheduler, random generators,
 patch sampler, loose parameters); `restore()` loads the last snapshot into them and
 says how many steps were done, `save()` writes one (atomically, at most every
-`every_s` seconds) and `finish()` removes it once the checkpoint is written. The
-resumed loop replays the same random draws from the same step, so it ends with the
+`every_s` seconds); whoever writes the checkpoint removes the snapshot
+(`benchmark.runner.snapshot_path`). The resumed loop replays the same random draws from the same step, so it ends with the
 weights an uninterrupted run gets on the same device and thread count.
 """
 from __future__ import annotations
@@ -77,7 +77,3 @@ class TrainingSnapshot:
         atomic_write(self.path, lambda p: torch.save(snap, p))
         self._last = time.monotonic()
         return True
-
-    def finish(self) -> None:
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ import benchmark  # noqa: F401  (mounts plugin folders)
 from benchmark import calibrations, checkpoints
 from benchmark.device import resolve_device
 from benchmark.instantiate import build
-from benchmark.runner import cpu_state, fit_hyperparameters, reconstruct_options, train_method
+from benchmark.runner import cpu_state, fit_hyperparameters, reconstruct_options, snapshot_path, train_method
 
 log = logging.getLogger("regbench")
 DEFAULT_METHODS = ("crr", "wcrr", "pnp_drunet", "diffpir", "deal")  # dps shares diffpir's diffusion prior
@@ -56,6 +56,7 @@ def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), 
     entry["calibration"] = {"method": method, "task": cfg.task.name, "hp": hp, "psnr": psnr, "images": cfg.profile.data.n_calib,
                             "crop": cfg.profile.data.calib_crop}
     released = checkpoints.save(cfg, name, key, state, entry, folder=checkpoints.weights_root(cfg))
+    snapshot_path(cfg, spec).unlink(missing_ok=True)  # the release holds the weights: the training snapshot is obsolete
     calibrations.release(cfg, method, calibration_key, [f"method={method}", f"profile={profile}", *overrides])
     return released
 

@@ -243,3 +243,12 @@ def test_an_unreadable_snapshot_is_reported_and_training_starts_over(tmp_path, c
     snap = TrainingSnapshot(path, net=other)
     assert snap.restore(got) == 1 and got == history and snap.minutes_before == 0.5
     assert torch.equal(other.weight, net.weight)
+
+
+def test_a_release_removes_its_training_snapshot(tmp_path):
+    from scripts.train_release import release
+
+    cache, weights = tmp_path / "cache", tmp_path / "weights"
+    entry = release("crr", "smoke", (f"cache_dir={cache}", f"weights_dir={weights}", "snapshot_every_s=0", "progress=false"))
+    assert (weights / entry["file"]).is_file()
+    assert (cache / "snapshots").is_dir() and not list((cache / "snapshots").iterdir())
