@@ -26,7 +26,11 @@ applies (I + lam W^T m^2 W)^-1 to the incoming gradient by CG, as deepinv's
 training mode does (whose own hook unpacks a single tensor and fails for batch
 sizes other than 2, so the step is written here).
 
-Reconstruction calibrates per task `lam` (a factor on the learned lambda at
+Reconstruction applies, by default in every profile (`reconstruct.<profile>.fixed_point: as_trained` in
+its YAML), the map training fitted: the budget's mask updates from the initializer, then the precise solve.
+The cpu training truncates the fixed point at 6 updates, and its checkpoint scores higher on that map than
+at the converged fixed point (`fixed_point: converged`, Anderson-accelerated): measured on BSD68, see
+results/perf.md. Reconstruction calibrates per task `lam` (a factor on the learned lambda at
 `sigma`, times ||A||^2 so that operators of any scale start alike) and `sigma`,
 the noise level the masks are computed for.
 """
@@ -66,8 +70,42 @@ def anderson_mix(xs: list[torch.Tensor], gs: list[torch.Tensor]) -> torch.Tensor
     return mixed if bool(torch.isfinite(mixed).all()) else gs[-1]
 
 
+class KnotExactLinearSpline(LinearSpline):
+    """deepinv's LinearSpline, with each input's segment chosen as in exact arithmetic.
+
+    deepinv clamps x to [x_min, x_max - step] and floors (x - x_min) / step: beyond the last knot the
+    segment then depends on how that quotient rounds (the mask splines have step 0.1: float32 on the CPU
+    gives the last segment, float64 and CUDA the one before), and with unclamped extrapolation the two
+    differ a lot (an activation of 4.3: 5.02 against 3.20). That made DEAL read 0.07 dB lower on CUDA
+    than on the CPU on a BSD68 image (session 10). Here the segment is floor((x - x_min) / step) clamped
+    to [0, num_knots - 2]: the exact-arithmetic choice, bit-identical to deepinv's wherever its float32 CPU
+    rounding agrees with it (every checkpoint regbench trained), on any device and dtype."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.num_knots == 1:
+            return super().forward(x)
+        shape = x.shape
+        x = x.view(shape[0], self.num_activations, shape[1] // self.num_activations, *shape[2:])
+        step = (self.x_max - self.x_min) / (self.num_knots - 1)
+        position = (x - self.x_min) / step
+        segment = torch.floor(position).clamp(0, self.num_knots - 2)
+        frac = position - segment
+        index = (self.zero_knot_indexes.view(1, -1, *([1] * (x.dim() - 2))) + segment).long()
+        coefficients = self.projected_coefficients.view(-1)
+        return (coefficients[index + 1] * frac + coefficients[index] * (1 - frac)).view(shape)
+
+
 def deal_network(channels=PAPER_CHANNELS, kernel_size: int = PAPER_KERNEL) -> torch.nn.Module:
-    """deepinv's grayscale DEAL network, with the filter bank and mask widths given."""
+    """deepinv's grayscale DEAL network, with the filter bank and mask widths given (its splines
+    evaluated by `KnotExactLinearSpline`: same parameters and state dict)."""
+    net = _deal_network(channels, kernel_size)
+    for module in net.modules():
+        if type(module) is LinearSpline:
+            module.__class__ = KnotExactLinearSpline
+    return net
+
+
+def _deal_network(channels, kernel_size: int) -> torch.nn.Module:
     net = DeepinvDEAL(pretrained=None, color=False, device="cpu").model
     channels = tuple(int(c) for c in channels)
     if (channels, int(kernel_size)) == (PAPER_CHANNELS, PAPER_KERNEL):
@@ -143,14 +181,35 @@ class DEAL(Method):
                 x = anderson_mix(xs, gs).view_as(x)
         return x, prev, k, rel
 
+    def trained_map(self, rhs, x0, lam, gram, iters: int, cg_iters: int, tol: float, cg_tol: float):
+        """The map training fits: at most `iters` plain mask updates from x0 (each followed by a CG solve), then
+        one more, precise solve with the mask of the last iterate. Returns (x, its mask input, mask updates)."""
+        x, _, k, _ = self.fixed_point(rhs, x0, lam, gram, iters, cg_iters, tol, cg_tol)
+        mask_input = x
+        x = conjugate_gradient(self.normal_operator(self.net.cal_mask(mask_input), lam, gram), rhs, init=x,
+                               max_iter=cg_iters, tol=cg_tol * 0.1)
+        return x, mask_input, k
+
     # -- reconstruction -----------------------------------------------------------
     @torch.no_grad()
     def reconstruct(self, y, physics, x0, solver: dict) -> tuple[torch.Tensor, dict]:
+        """solver["fixed_point"]: "converged" (default) iterates to the fixed point (tol, at most `outer_iters`
+        mask updates, accelerated); "as_trained" applies the map the checkpoint was trained on (`trained_map`,
+        with solver["outer_iters"] updates: the training budget's), which a truncated training fits better.
+        solver["cg_tol"]: the CG tolerance of the solves (default the model's; the last solve's is a tenth)."""
         sigma = torch.full((x0.shape[0], 1, 1, 1), self.hp["sigma"], device=x0.device, dtype=x0.dtype)
         lam = self.hp["lam"] * self._condition(sigma) * data_lipschitz(physics, x0)
         iters = int(solver.get("outer_iters", self.outer_iters))
-        x, _, k, rel = self.fixed_point(physics.A_adjoint(y), x0, lam, lambda v: physics.A_adjoint(physics.A(v)),
-                                        iters, self.cg_iters, self.tol, self.cg_tol, inexact=True, depth=ANDERSON_DEPTH)
+        cg_tol = float(solver.get("cg_tol", self.cg_tol))
+        rhs, gram = physics.A_adjoint(y), (lambda v: physics.A_adjoint(physics.A(v)))
+        mode = solver.get("fixed_point", "converged")
+        if mode == "as_trained":  # a fixed number of updates, like PnP's iterations: no convergence to report
+            x, _, k = self.trained_map(rhs, x0, lam, gram, iters, self.cg_iters, self.tol, cg_tol)
+            return x, {"iterations": k}
+        if mode != "converged":
+            raise ValueError(f"DEAL: fixed_point={mode!r}; expected 'converged' or 'as_trained'")
+        x, _, k, rel = self.fixed_point(rhs, x0, lam, gram, iters, self.cg_iters, self.tol, cg_tol,
+                                        inexact=True, depth=ANDERSON_DEPTH)
         return x, {"iterations": k, "converged": rel < self.tol, "rel_change": rel}
 
     # -- training -----------------------------------------------------------------
@@ -179,10 +238,7 @@ class DEAL(Method):
             y = x + sigma / 255.0 * torch.randn(x.shape, generator=gen).to(x)
             with torch.no_grad():
                 lam = self._condition(sigma)
-                x_star, _, k, _ = self.fixed_point(y, y, lam, lambda v: v, outer, cg_iters, tol, cg_tol)
-                mask_input = x_star  # one more, precise solve with the mask of the fixed point
-                x_star = conjugate_gradient(self.normal_operator(self.net.cal_mask(mask_input), lam), y, init=x_star,
-                                            max_iter=cg_iters, tol=cg_tol * 0.1)
+                x_star, mask_input, k = self.trained_map(y, y, lam, lambda v: v, outer, cg_iters, tol, cg_tol)
             loss = F.mse_loss(self.equilibrium_step(y, x_star, mask_input, sigma, cg_iters, cg_tol), x)
             opt.zero_grad(set_to_none=True)
             loss.backward()

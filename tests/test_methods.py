@@ -10,6 +10,7 @@ from conftest import compose
 from regbench_datasets.bsds500 import BSDS500
 from regbench_datasets.images import center_crop
 from regbench_datasets.patches import PatchSampler
+from regbench_methods.base import data_lipschitz
 from regbench_methods.deal import DEAL, deal_network
 from regbench_methods.denoisers import Preconditioned, seeded_init
 from regbench_methods.diffusion import DPS, DiffPIR
@@ -86,6 +87,83 @@ def test_deal_reconstructs_any_linear_problem_with_finite_output_of_the_right_sh
     out, info = method.reconstruct(y, physics, physics.A_adjoint(y), {})
     assert out.shape == x.shape and torch.isfinite(out).all()
     assert 1 <= info["iterations"] <= 5 and {"converged", "rel_change"} <= set(info)
+
+
+def test_deal_as_trained_reconstructs_with_the_map_training_fits(crops, patches, monkeypatch):
+    """fixed_point=as_trained is the training's map (its mask updates, then a precise solve), not the
+    fixed point: training and reconstruction call the same trained_map, with the budget's update count."""
+    x, y, physics = crops
+    method, budget = _smoke("deal", steps=2)
+    seen = []
+    original = DEAL.trained_map
+
+    def spy(self, rhs, x0, lam, gram, iters, *rest):
+        seen.append(iters)
+        return original(self, rhs, x0, lam, gram, iters, *rest)
+
+    monkeypatch.setattr(DEAL, "trained_map", spy)
+    method.fit(patches, budget, progress=False)
+    assert seen == [budget["outer_iters"]] * 2  # one forward per training step
+    method.eval()
+    as_trained, info = method.reconstruct(y, physics, y, {"fixed_point": "as_trained", "outer_iters": 2})
+    assert seen[-1] == 2 and set(info) == {"iterations"} and 1 <= info["iterations"] <= 2
+    with torch.no_grad():
+        sigma = torch.full((y.shape[0], 1, 1, 1), method.hp["sigma"])
+        lam = method.hp["lam"] * method._condition(sigma) * data_lipschitz(physics, y)
+        expected, _, _ = original(method, y, y, lam, lambda v: v, 2, method.cg_iters, method.tol, method.cg_tol)
+    assert torch.equal(as_trained, expected)
+    assert "converged" in method.reconstruct(y, physics, y, {})[1]  # the fixed point reports its convergence
+    with pytest.raises(ValueError, match="fixed_point='unrolled'; expected 'converged' or 'as_trained'"):
+        method.reconstruct(y, physics, y, {"fixed_point": "unrolled"})
+
+
+def test_deal_reconstructs_each_profile_with_its_training_update_count():
+    from benchmark.runner import reconstruct_options
+
+    for profile in ("smoke", "cpu", "paper"):
+        cfg = compose("method=deal", f"profile={profile}")
+        options = reconstruct_options(cfg)
+        budget = cfg.method.train.budget[profile]
+        assert options == {"fixed_point": "as_trained", "outer_iters": budget.outer_iters, "cg_tol": budget.cg_tol}
+
+
+def test_deal_splines_pick_their_segment_as_in_exact_arithmetic_in_any_precision():
+    """deepinv's LinearSpline picks the extrapolation segment by how (x_max - step - x_min) / step rounds:
+    float32 and float64 disagree beyond the last knot. Ours: deepinv's values inside, the last segment beyond."""
+    from deepinv.models.deal import LinearSpline
+
+    from regbench_methods.deal import KnotExactLinearSpline
+
+    theirs = LinearSpline(num_activations=2, num_knots=31, x_min=0.0, x_max=3.0, init="identity", clamp=False)
+    theirs.coefficients.data = torch.randn(2, 31, generator=torch.Generator().manual_seed(0)).cumsum(1)
+    ours = KnotExactLinearSpline(num_activations=2, num_knots=31, x_min=0.0, x_max=3.0, init="identity", clamp=False)
+    ours.coefficients.data = theirs.coefficients.data.clone()
+    inside = 2.9 * torch.rand(4, 2, 8, 8, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(ours(inside), theirs(inside))
+    beyond = torch.full((1, 2, 1, 1), 4.3)
+    c = ours.projected_coefficients
+    last_segment = c[:, 30] + (4.3 - 3.0) / 0.1 * (c[:, 30] - c[:, 29])
+    assert torch.allclose(ours(beyond).flatten(), last_segment, rtol=1e-5)
+    assert torch.allclose(ours.double()(beyond.double()).flatten(), last_segment.double(), rtol=1e-5)
+
+
+def test_deal_reconstructs_alike_in_float32_and_float64(crops):
+    """The mask splines' segment choice made float64 (and CUDA) read 0.07 dB off float32 on the CPU."""
+    x, y, physics = crops
+    method = DEAL(channels=[1, 4, 8, 16], kernel_size=5).eval()
+    seeded_init(method.net, 0)
+    with torch.no_grad():  # mask activations well past the splines' last knot (x_max = 3)
+        method.net.M1.conv_layers[-1].weight.mul_(30.0)
+        method.net.M2.weight.mul_(10.0)
+    gen = torch.Generator().manual_seed(0)
+    for name in ("spline1", "spline2", "spline3"):  # slopes that differ from segment to segment
+        spline = getattr(method.net, name)
+        spline.coefficients.data = 0.1 * torch.rand(spline.coefficients.shape, generator=gen).cumsum(1)
+    method.hp.update(lam=1.0, sigma=25.0)
+    options = {"fixed_point": "as_trained", "outer_iters": 2, "cg_tol": 1e-5}
+    single, _ = method.reconstruct(y, physics, y, options)
+    double, _ = method.double().reconstruct(y.double(), physics, y.double(), options)
+    assert float((single.double() - double).norm() / double.norm()) < 1e-4
 
 
 def test_anderson_mixing_solves_a_linear_fixed_point_in_a_few_steps():

@@ -86,3 +86,22 @@ def test_evaluate_on_a_folder_of_own_images(smoke_sweep, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = pd.read_parquet(tmp_path / "out" / "results.parquet")
     assert list(rows.image_id) == ["a_img", "b_img"] and (rows.task == "denoise_folder").all()
+
+
+def test_a_cuda_run_computes_in_full_float32(monkeypatch):
+    """cuDNN's TF32 default cost DEAL 0.09 dB on the GPU against the CPU: a CUDA run switches it off."""
+    import torch
+
+    from benchmark.device import resolve_device
+
+    matmul = torch.backends.cuda.matmul
+    saved = matmul.allow_tf32
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    try:
+        matmul.allow_tf32 = True
+        assert resolve_device("cpu").type == "cpu" and torch.backends.cudnn.allow_tf32  # the CPU leaves them alone
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        assert resolve_device("auto").type == "cuda"
+        assert not torch.backends.cudnn.allow_tf32 and not matmul.allow_tf32
+    finally:
+        matmul.allow_tf32 = saved
