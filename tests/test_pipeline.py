@@ -89,7 +89,7 @@ def test_evaluate_on_a_folder_of_own_images(smoke_sweep, tmp_path):
 
 
 def test_a_cuda_run_computes_in_full_float32(monkeypatch):
-    """cuDNN's TF32 default cost DEAL 0.09 dB on the GPU against the CPU: a CUDA run switches it off."""
+    """cuDNN runs float32 convolutions in TF32 by default: a CUDA run switches that off, the CPU is left alone."""
     import torch
 
     from benchmark.device import resolve_device
