@@ -25,9 +25,9 @@ $(STAMP): pyproject.toml
 
 # W&B runs offline into OUT/wandb unless you are logged in (LOGGER=none: no W&B).
 benchmark: install
-	$(PY) -m benchmark.run --multirun experiment=default profile=$(PROFILE) out=$(abspath $(OUT)) retrain=$(RETRAIN) logger=$(LOGGER) $(ARGS)
+	$(VENV)/bin/regbench run --multirun experiment=default profile=$(PROFILE) out=$(abspath $(OUT)) retrain=$(RETRAIN) logger=$(LOGGER) $(ARGS)
 	@echo "leaderboard: $(abspath $(OUT))/leaderboard.md"
-	$(PY) -m benchmark.report $(abspath $(OUT))
+	$(VENV)/bin/regbench report $(abspath $(OUT))
 
 # Merge sweeps: make leaderboard RESULTS="runs/cpu runs/other" [OUT=runs/leaderboard]
 LEADERBOARD_OUT = $(if $(filter file,$(origin OUT)),runs/leaderboard,$(OUT))
@@ -37,21 +37,21 @@ $(error usage: make leaderboard RESULTS="runs/cpu runs/other" [OUT=runs/leaderbo
 endif
 endif
 leaderboard: install
-	$(PY) -m benchmark.report $(abspath $(RESULTS)) --out $(abspath $(LEADERBOARD_OUT))
+	$(VENV)/bin/regbench report $(abspath $(RESULTS)) --out $(abspath $(LEADERBOARD_OUT))
 
 smoke:
 	$(MAKE) benchmark PROFILE=smoke
 
 test: install
-	$(PY) -m pytest -q tests
+	$(VENV)/bin/pytest -q tests
 
 # speed: benchmark vs reference solves, training throughput, smoke sweep time
 perf: install
-	$(PY) -m benchmark.perf out=$(abspath $(OUT)) $(ARGS)
+	$(VENV)/bin/regbench perf out=$(abspath $(OUT)) $(ARGS)
 	@echo "perf: $(abspath $(OUT))/perf.md"
 
 train-release: install
-	$(PY) -m scripts.train_release $(ARGS)
+	$(VENV)/bin/regbench train-release $(ARGS)
 
 clean:
 	rm -rf runs .cache

@@ -1,6 +1,7 @@
-"""regbench engine: registries, runner, solvers, metrics, result store."""
-from benchmark.allocator import tune_malloc
-from benchmark.plugins import mount_plugin_folders
+"""regbench: a benchmark of learned regularizers for imaging inverse problems.
 
-tune_malloc()
-mount_plugin_folders()
+The engine is grouped by job: `core` (registry, configs, hashing, device),
+`solvers`, `training`, `calibration`, `evaluation`, `probes`, `results` and
+`cli`; `regbench.methods` and `regbench.datasets` hold the methods and tasks.
+Importing the package has no side effects.
+"""

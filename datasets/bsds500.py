@@ -14,16 +14,16 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from benchmark.plugins import REPO_ROOT
-from regbench_datasets.images import DataMissingError, ImageSet
-from regbench_datasets.zenodo import md5sum
+from regbench.core.plugins import REPO_ROOT
+from regbench.datasets.images import DataMissingError, ImageSet
+from regbench.datasets.zenodo import md5sum
 
 URL = "https://github.com/BIDS/BSDS500/archive/refs/heads/master.zip"
 MD5 = "7bfe17302a219367694200a61ce8256c"
 ARCHIVE_PREFIX = "BSDS500-master/BSDS500/data/images/"
 BSD68_IDS = (Path(__file__).parent / "bsd68.txt").read_text().split()
 SPLITS = ("train400", "bsd68", "val_not68", "train", "val", "test")
-DOWNLOAD_HELP = "python -m scripts.download_data"
+DOWNLOAD_HELP = "regbench download-data"
 
 
 def data_root(root: str | None = None) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from regbench_datasets.images import ImageSet
+from regbench.datasets.images import ImageSet
 
 # id -> file inside skimage/data; grouped as the probe documents them
 SKIMAGE_OOD = {

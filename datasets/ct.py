@@ -45,10 +45,10 @@ import torch.nn.functional as F
 from deepinv.physics import GaussianNoise
 from odl.applications import tomo
 
-from benchmark.hashing import stable_seed
-from regbench_datasets.images import ImageSet, center_crop
-from regbench_datasets.odl_bridge import OdlLinear, OdlPhysics
-from regbench_datasets.task import SPLITS, Task
+from regbench.core.hashing import stable_seed
+from regbench.datasets.images import ImageSet, center_crop
+from regbench.datasets.odl_bridge import OdlLinear, OdlPhysics
+from regbench.datasets.task import SPLITS, Task
 
 GEOMETRIES = ("parallel", "fan")
 NORM_ITERS = 50

@@ -20,8 +20,8 @@ from typing import Callable
 import torch
 from deepinv.physics import BlurFFT
 
-from regbench_datasets.images import ImageSet
-from regbench_datasets.linear_task import LinearTask
+from regbench.datasets.images import ImageSet
+from regbench.datasets.linear_task import LinearTask
 
 
 WIDTH_KEYS = {"GaussianBlurGenerator": ("sigma_min", "sigma_max"), "MotionBlurGenerator": ("sigma",)}

@@ -8,9 +8,9 @@ from __future__ import annotations
 import deepinv as dinv
 import torch
 
-from benchmark.hashing import stable_seed
-from regbench_datasets.images import ImageSet
-from regbench_datasets.task import Task
+from regbench.core.hashing import stable_seed
+from regbench.datasets.images import ImageSet
+from regbench.datasets.task import Task
 
 
 class DenoisingTask(Task):

@@ -18,8 +18,8 @@ import odl
 import torch
 import torch.nn.functional as F
 
-from benchmark.hashing import stable_seed
-from regbench_datasets.images import ImageSet
+from regbench.core.hashing import stable_seed
+from regbench.datasets.images import ImageSet
 
 
 class EllipsePhantoms(ImageSet):

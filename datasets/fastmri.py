@@ -12,7 +12,7 @@ knee_singlecoil_<split>.tar.xz), the archive is fetched, checked against `md5`
 when one is given, and unpacked; otherwise the error says how to get the data.
 
 Use it as an MRI task's data, e.g.
-  task=mri_x4_bsd68 task.spec.test._target_=regbench_datasets.fastmri.FastMRIKnee +task.spec.test.split=val ...
+  task=mri_x4_bsd68 task.spec.test._target_=regbench.datasets.fastmri.FastMRIKnee +task.spec.test.split=val ...
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from regbench_datasets.bsds500 import data_root
-from regbench_datasets.images import DataMissingError, ImageSet
-from regbench_datasets.zenodo import md5sum
+from regbench.datasets.bsds500 import data_root
+from regbench.datasets.images import DataMissingError, ImageSet
+from regbench.datasets.zenodo import md5sum
 
 SPLITS = ("train", "val")
 AGREEMENT = "https://fastmri.med.nyu.edu/"

@@ -17,8 +17,8 @@ from deepinv.physics import Inpainting
 from deepinv.physics.functional import conv2d
 from deepinv.physics.functional.blur import gaussian_blur
 
-from regbench_datasets.images import ImageSet
-from regbench_datasets.linear_task import LinearTask
+from regbench.datasets.images import ImageSet
+from regbench.datasets.linear_task import LinearTask
 
 
 class InpaintingTask(LinearTask):

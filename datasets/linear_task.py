@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from deepinv.physics import GaussianNoise
 
-from benchmark.hashing import stable_seed
-from regbench_datasets.images import ImageSet
-from regbench_datasets.task import Task
+from regbench.core.hashing import stable_seed
+from regbench.datasets.images import ImageSet
+from regbench.datasets.task import Task
 
 
 class LinearTask(Task):

@@ -9,7 +9,7 @@ the checksum the record publishes. Only the ground truths are used: the CT task
 simulates its own measurements (its geometry, noise and a finer grid).
 
 Use it as a CT task's data, e.g.
-  task=ct_parallel_ellipses task.spec.test._target_=regbench_datasets.lodopab.LoDoPaB
+  task=ct_parallel_ellipses task.spec.test._target_=regbench.datasets.lodopab.LoDoPaB
       +task.spec.test.part=test ...
 (the task resizes the slices to its reconstruction size).
 """
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from regbench_datasets.bsds500 import data_root
-from regbench_datasets.images import DataMissingError, ImageSet
-from regbench_datasets.zenodo import fetch
+from regbench.datasets.bsds500 import data_root
+from regbench.datasets.images import DataMissingError, ImageSet
+from regbench.datasets.zenodo import fetch
 
 RECORD = "https://zenodo.org/api/records/3384092"  # https://doi.org/10.5281/zenodo.3384092
 PARTS = {"train": "train", "calib": "validation", "validation": "validation", "test": "test"}

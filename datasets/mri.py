@@ -21,8 +21,8 @@ import torch
 from deepinv.physics import MRI, LinearPhysics
 from deepinv.physics.generator import RandomMaskGenerator
 
-from regbench_datasets.images import ImageSet
-from regbench_datasets.linear_task import LinearTask
+from regbench.datasets.images import ImageSet
+from regbench.datasets.linear_task import LinearTask
 
 
 class RealImageMRI(MRI):

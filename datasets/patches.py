@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from regbench_datasets.images import ImageSet
+from regbench.datasets.images import ImageSet
 
 
 class PatchSampler:

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from deepinv.physics import Downsampling
 
-from regbench_datasets.images import ImageSet
-from regbench_datasets.linear_task import LinearTask
+from regbench.datasets.images import ImageSet
+from regbench.datasets.linear_task import LinearTask
 
 FILTERS = ("bicubic", "bilinear", "gaussian", "box")
 

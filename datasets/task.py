@@ -11,7 +11,7 @@ from typing import Iterator
 
 import torch
 
-from regbench_datasets.images import ImageSet, center_crop
+from regbench.datasets.images import ImageSet, center_crop
 
 SPLITS = ("train", "calib", "test")  # a task's own data; anything else (probe `ood`) is foreign
 

@@ -14,7 +14,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from regbench_datasets.images import DataMissingError
+from regbench.datasets.images import DataMissingError
 
 
 def md5sum(path: Path) -> str:

@@ -14,7 +14,7 @@ import torch
 from deepinv.optim.data_fidelity import L2
 from deepinv.physics import Denoising
 
-from benchmark.solver import SPEED_RESTART_MIN, SolveInfo, apg
+from regbench.solvers.apg import SPEED_RESTART_MIN, SolveInfo, apg
 
 FAMILIES = ("baseline", "variational", "denoiser", "sampler")  # baseline: no prior at all (the initializer)
 APG_OPTIONS = ("tol", "max_iter", "restart", "speed_restart", "track_energy", "energy_every", "callback")
@@ -111,7 +111,7 @@ class VariationalMethod(Method):
         lam = self.hp["lam"]
         solver = {k: v for k, v in solver.items() if k in APG_OPTIONS}  # drop method-specific keys (compile)
         if isinstance(physics, Denoising) and solver.get("restart", True):
-            solver.setdefault("speed_restart", SPEED_RESTART_MIN)  # strongly convex: see benchmark/solver.py
+            solver.setdefault("speed_restart", SPEED_RESTART_MIN)  # strongly convex: see benchmark/solvers/apg.py
         fidelity = L2()
         data_lip = data_lipschitz(physics, x0)
 

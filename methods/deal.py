@@ -46,9 +46,9 @@ from deepinv.models.deal import LinearSpline, MultiConv2d
 from deepinv.optim.linear import conjugate_gradient
 from tqdm.auto import tqdm
 
-from benchmark.snapshots import TrainingSnapshot
-from regbench_methods.base import Hyper, Method, data_lipschitz
-from regbench_methods.denoisers import seeded_init
+from regbench.training.snapshots import TrainingSnapshot
+from regbench.methods.base import Hyper, Method, data_lipschitz
+from regbench.methods.denoisers import seeded_init
 
 PAPER_CHANNELS, PAPER_KERNEL = (1, 4, 8, 128), 9
 ANDERSON_DEPTH = 5  # reconstruction's outer iteration (not a model setting: changing it never retrains)

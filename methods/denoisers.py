@@ -29,7 +29,7 @@ from deepinv.models import Denoiser
 from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
-from benchmark.snapshots import TrainingSnapshot
+from regbench.training.snapshots import TrainingSnapshot
 
 SIGMA_FLOOR = 1e-4  # log(sigma) of the noise-level map; D is the identity below it up to ~1e-4
 

@@ -38,8 +38,8 @@ from deepinv.physics import Denoising
 from deepinv.sampling import DPS as DeepinvDPS
 from deepinv.sampling import DiffPIR as DeepinvDiffPIR
 
-from regbench_methods.base import Hyper, Method, noise_level
-from regbench_methods.denoisers import precision, train_denoiser
+from regbench.methods.base import Hyper, Method, noise_level
+from regbench.methods.denoisers import precision, train_denoiser
 
 
 @contextlib.contextmanager

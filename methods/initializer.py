@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from regbench_methods.base import Method
+from regbench.methods.base import Method
 
 
 class Initializer(Method):

@@ -20,7 +20,7 @@ hundreds of denoiser calls; PnP-HQS is also the scheme DRUNet was published
 with. With one iteration, on denoising, it is the denoiser applied once at
 `strength` x sigma_n: calibrating `iterations` lets each task pick.
 
-The denoiser (`regbench_methods.denoisers.Preconditioned` around a deepinv
+The denoiser (`regbench.methods.denoisers.Preconditioned` around a deepinv
 DRUNet) is trained by `fit` on BSD400 patches over a range of noise levels.
 """
 from __future__ import annotations
@@ -30,8 +30,8 @@ from deepinv.optim import HQS
 from deepinv.optim.data_fidelity import L2
 from deepinv.optim.prior import PnP as PnPPrior
 
-from regbench_methods.base import Hyper, Method, noise_level
-from regbench_methods.denoisers import precision, train_denoiser
+from regbench.methods.base import Hyper, Method, noise_level
+from regbench.methods.denoisers import precision, train_denoiser
 
 NOISE_FLOOR = 0.01  # DPIR's floor on sigma_n: noiseless tasks still get a finite schedule
 

@@ -1,7 +1,7 @@
 """Any deepinv Prior as a variational method: a new method by YAML alone.
 
     model:
-      _target_: regbench_methods.prior.PriorMethod
+      _target_: regbench.methods.prior.PriorMethod
       prior: {_target_: deepinv.optim.WaveletPrior, wv: db4, level: 3}
 
 The prior's `fn` is R, its `prox` (or, with `smooth: true` and a
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from regbench_methods.base import Hyper, VariationalMethod
+from regbench.methods.base import Hyper, VariationalMethod
 
 
 class PriorMethod(VariationalMethod):

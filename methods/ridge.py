@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from benchmark.snapshots import TrainingSnapshot
-from benchmark.solver import apg
-from regbench_methods.base import Hyper, VariationalMethod
+from regbench.training.snapshots import TrainingSnapshot
+from regbench.solvers.apg import apg
+from regbench.methods.base import Hyper, VariationalMethod
 
 NORM_GRID = 256  # FFT grid for the spectral norm of the composite 13x13 filter
 NORM_MARGIN = 1.01  # the grid maximum slightly underestimates the continuous sup

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from deepinv.optim.prior import TVPrior
 
-from regbench_methods.base import Hyper, VariationalMethod
+from regbench.methods.base import Hyper, VariationalMethod
 
 
 class TV(VariationalMethod):

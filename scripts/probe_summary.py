@@ -1,9 +1,9 @@
 """The stability table: per task, one line per method with every probe family's headline number,
 from one or more results folders (merged, first folder wins).
 
-    python -m scripts.probe_summary runs/probes-cpu runs/probes-gpu [--methods tv,crr,wcrr,deal,pnp_drunet,diffpir]
+    python scripts/probe_summary.py runs/probes-cpu runs/probes-gpu [--methods tv,crr,wcrr,deal,pnp_drunet,diffpir]
 
-Why: `benchmark.report` lists each probe separately (per level, per probe); a reader comparing
+Why: `regbench.results.report` lists each probe separately (per level, per probe); a reader comparing
 methods wants the families side by side. Columns (drops are PSNR at level 0 minus the level's PSNR,
 positive = worse):
   nominal       PSNR at level 0 (noise_sweep's, else any probe's)
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import leaderboard, merge
+from regbench.results import leaderboard
+from regbench.results import merge
 
 DEFAULT_METHODS = "tv,crr,wcrr,deal,pnp_drunet,diffpir"
 COLUMNS = ["nominal", "noise x2 / x4 drop", "decay x1 -> x1/8", "noise-model drop", "OOD drop 1 / 2",

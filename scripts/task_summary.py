@@ -1,7 +1,7 @@
 """One line per task: PSNR / SSIM of the baseline and every method, and the compute each
 (task, method) took (calibration + the sum of per-image seconds), from a results folder.
 
-    python -m scripts.task_summary runs/tasks-cpu [--methods initializer,tv,crr,wcrr,pnp_drunet]
+    python scripts/task_summary.py runs/tasks-cpu [--methods initializer,tv,crr,wcrr,pnp_drunet]
 
 Why: the task registry's summary (one row per task, methods side by side, and where the
 time went) is a pivot the per-level leaderboard does not show.

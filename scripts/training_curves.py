@@ -1,7 +1,7 @@
 """What each released method's training budget bought: training-batch PSNR against training minutes,
 from the histories the checkpoints' manifest entries keep (no retraining, no evaluation).
 
-    python -m scripts.training_curves [results/weights] [--out results/training-curves.png]
+    python scripts/training_curves.py [results/weights] [--out results/training-curves.png]
 
 Prints a table of the moving-average PSNR (window: a tenth of the history) reached at 25/50/75/100% of
 each checkpoint's training minutes, and writes the curves as a PNG. The PSNR is on training batches

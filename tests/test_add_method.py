@@ -8,7 +8,7 @@ from conftest import run_cli
 TIKHONOV = """\
 name: tikhonov_grad
 model:
-  _target_: regbench_methods.prior.PriorMethod
+  _target_: regbench.methods.prior.PriorMethod
   prior: {_target_: deepinv.optim.Tikhonov}
   smooth: true
   lipschitz: 1.0
@@ -40,7 +40,7 @@ SHRINK_MODULE = '''\
 """Shrinkage towards the mean of the training patches: the smallest method with code."""
 import torch
 
-from regbench_methods.base import Hyper, Method
+from regbench.methods.base import Hyper, Method
 
 
 class Shrink(Method):
@@ -63,10 +63,10 @@ class Shrink(Method):
 SHRINK_YAML = """\
 name: toy_shrink
 model:
-  _target_: regbench_methods.toy_shrink.Shrink
+  _target_: regbench.methods.toy_shrink.Shrink
 train:
   data:
-    _target_: regbench_datasets.bsds500.BSDS500
+    _target_: regbench.datasets.bsds500.BSDS500
     split: train400
     root: ${data.root}
     download: ${data.download}

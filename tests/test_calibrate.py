@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from benchmark.calibrate import calibrate, search, search_interval
-from regbench_methods.base import Hyper, Method
+from regbench.calibration.search import calibrate, search, search_interval
+from regbench.methods.base import Hyper, Method
 
 
 def _counting(peak):
@@ -108,8 +108,8 @@ def test_outward_search_stops_at_the_bounds():
 def test_calibration_solves_obey_the_profile_iteration_cap(tmp_path):
     """`+profile.calibrate.max_iter` reaches the calibration solves (and only them), and rows record calib_seconds."""
     import torch
-    from benchmark.instantiate import build
-    from benchmark.runner import fit_hyperparameters
+    from regbench.core.instantiate import build
+    from regbench.evaluation.runner import fit_hyperparameters
     from conftest import compose
 
     class Recorder(Method):

@@ -5,10 +5,10 @@ import json
 import pandas as pd
 import pytest
 
-from benchmark import calibrations
-from benchmark.instantiate import build
+from regbench.calibration import cache as calibrations
+from regbench.core.instantiate import build
 from conftest import REPO, run_cli
-from scripts.release_calibrations import calibration_of, release_combination
+from regbench.calibration.release import calibration_of, release_combination
 
 RELEASED = REPO / "results" / "weights" / calibrations.RELEASED
 
@@ -56,7 +56,7 @@ def test_releasing_an_uncalibrated_combination_says_to_run_it_first(tmp_path, mo
 def test_shipped_calibration_matches_its_current_config(name):
     record = json.loads(RELEASED.read_text())[name]
     cfg, key = calibration_of(record["overrides"])
-    assert f"{cfg.method.name}-{key}" == name, f"{name} is stale: recalibrate and run scripts.release_calibrations"
+    assert f"{cfg.method.name}-{key}" == name, f"{name} is stale: recalibrate and run regbench release-calibrations"
     assert record["task"] == cfg.task.name
     assert set(record["hp"]) == set(build(cfg.method.model).calibration_space())
     assert record["psnr"] > 20

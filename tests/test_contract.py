@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from benchmark import checkpoints
-from benchmark.instantiate import build
-from benchmark.registry import known
-from benchmark.runner import train_method
+from regbench.training import checkpoints
+from regbench.core.instantiate import build
+from regbench.core.registry import known
+from regbench.evaluation.runner import train_method
 from conftest import compose
-from regbench_methods.base import FAMILIES
+from regbench.methods.base import FAMILIES
 
 SOLVER = {"tol": 1e-4, "max_iter": 100}
 

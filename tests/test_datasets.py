@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from regbench_datasets import bsds500
-from regbench_datasets.bsds500 import BSDS500, DataMissingError
-from regbench_datasets.denoising import DenoisingTask
-from regbench_datasets.images import ImageFolder
+from regbench.datasets import bsds500
+from regbench.datasets.bsds500 import BSDS500, DataMissingError
+from regbench.datasets.denoising import DenoisingTask
+from regbench.datasets.images import ImageFolder
 
 needs_bsds = pytest.mark.skipif(not os.environ.get("REGBENCH_DATA"), reason="REGBENCH_DATA not set")
 
@@ -41,7 +41,7 @@ def test_missing_bsds500_names_both_fixes(tmp_path):
         BSDS500("bsd68", root=str(tmp_path), download=False)
     msg = str(err.value)
     assert str(tmp_path / "BSDS500" / "images") in msg
-    assert "REGBENCH_DATA" in msg and "python -m scripts.download_data" in msg
+    assert "REGBENCH_DATA" in msg and "regbench download-data" in msg
     assert len(msg.splitlines()) == 1
 
 

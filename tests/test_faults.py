@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark import checkpoints
-from benchmark.instantiate import build
-from benchmark.runner import train_method
-from benchmark.snapshots import TrainingSnapshot
+from regbench.training import checkpoints
+from regbench.core.instantiate import build
+from regbench.evaluation.runner import train_method
+from regbench.training.snapshots import TrainingSnapshot
 from conftest import REPO, compose, run_cli
-from regbench_datasets.patches import PatchSampler
+from regbench.datasets.patches import PatchSampler
 
 TIMING = ["seconds", "peak_mem_mb", "git_rev", "train_minutes", "calib_seconds"]
 
@@ -29,7 +29,7 @@ def reference_methods(sweep):
 
 def test_sigkill_mid_sweep_then_rerun_matches_an_uninterrupted_sweep(smoke_sweep, tmp_path):
     out, cache = tmp_path / "out", tmp_path / "cache"
-    args = [sys.executable, "-m", "benchmark.run", "-m", "experiment=default", "profile=smoke", f"out={out}", "progress=false"]
+    args = [sys.executable, "-m", "regbench", "run", "-m", "experiment=default", "profile=smoke", f"out={out}", "progress=false"]
     env = {**os.environ, "REGBENCH_CACHE": str(cache)}
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
@@ -55,8 +55,8 @@ def test_smoke_sweep_runs_with_the_network_blocked(tmp_path):
         "def refuse(*a, **k): raise OSError('network blocked by test')\n"
         "socket.socket.connect = refuse\nsocket.create_connection = refuse\n"
         "import runpy\n"
-        f"sys.argv = ['run', '-m', 'method=tv,crr', 'profile=smoke', 'out={tmp_path / 'out'}', 'progress=false']\n"
-        "runpy.run_module('benchmark.run', run_name='__main__', alter_sys=True)\n"
+        f"sys.argv = ['regbench', 'run', '-m', 'method=tv,crr', 'profile=smoke', 'out={tmp_path / 'out'}', 'progress=false']\n"
+        "runpy.run_module('regbench', run_name='__main__', alter_sys=True)\n"
     )
     env = {**os.environ, "REGBENCH_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -76,7 +76,7 @@ def test_unwritable_out_fails_before_work_in_one_line(tmp_path):
 UNSTABLE = '''\
 """Test plugin: a method whose step-size bound is wrong (diverges) or whose solve crashes."""
 import torch
-from regbench_methods.base import Hyper, VariationalMethod
+from regbench.methods.base import Hyper, VariationalMethod
 
 
 class Unstable(VariationalMethod):
@@ -105,7 +105,7 @@ def _unstable_plugin(root):
     (root / "methods" / "unstable.py").write_text(UNSTABLE)
     for mode in ("diverge", "crash"):
         (root / "configs" / "method" / f"unstable_{mode}.yaml").write_text(
-            f"name: unstable_{mode}\nmodel: {{_target_: regbench_methods.unstable.Unstable, mode: {mode}}}\ntrain: null\n")
+            f"name: unstable_{mode}\nmodel: {{_target_: regbench.methods.unstable.Unstable, mode: {mode}}}\ntrain: null\n")
     return {"REGBENCH_PLUGINS": str(root)}
 
 
@@ -163,8 +163,8 @@ def test_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path):
         "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
         "pandas.DataFrame.to_parquet = full\n"
         "import runpy\n"
-        f"sys.argv = ['run', 'method=tv', 'profile=smoke', 'out={tmp_path / 'out'}', 'progress=false']\n"
-        "runpy.run_module('benchmark.run', run_name='__main__', alter_sys=True)\n"
+        f"sys.argv = ['regbench', 'run', 'method=tv', 'profile=smoke', 'out={tmp_path / 'out'}', 'progress=false']\n"
+        "runpy.run_module('regbench', run_name='__main__', alter_sys=True)\n"
     )
     env = {**os.environ, "REGBENCH_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -179,7 +179,7 @@ def test_incompatible_method_task_pairs_are_rejected_at_sweep_start(tmp_path):
     plugin = tmp_path / "plugin"
     (plugin / "configs" / "method").mkdir(parents=True)
     (plugin / "configs" / "method" / "ct_only.yaml").write_text(
-        "name: ct_only\ntasks: ['ct_*']\nmodel: {_target_: regbench_methods.tv.TV}\ntrain: null\n")
+        "name: ct_only\ntasks: ['ct_*']\nmodel: {_target_: regbench.methods.tv.TV}\ntrain: null\n")
     out = tmp_path / "out"
     proc = run_cli("-m", "method=tv,ct_only", "task=denoise_bsd68,denoise_folder", "profile=smoke", f"out={out}",
                    cache=tmp_path / "cache", env={"REGBENCH_PLUGINS": str(plugin)})
@@ -246,7 +246,7 @@ def test_an_unreadable_snapshot_is_reported_and_training_starts_over(tmp_path, c
 
 
 def test_a_release_removes_its_training_snapshot(tmp_path):
-    from scripts.train_release import release
+    from regbench.training.release import release
 
     cache, weights = tmp_path / "cache", tmp_path / "weights"
     entry = release("crr", "smoke", (f"cache_dir={cache}", f"weights_dir={weights}", "snapshot_every_s=0", "progress=false"))

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from benchmark import checkpoints
+from regbench.training import checkpoints
 from conftest import REPO, compose
-from scripts.train_release import DEFAULT_METHODS
+from regbench.training.release import DEFAULT_METHODS
 
 WEIGHTS = REPO / "results" / "weights"
 

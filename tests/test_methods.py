@@ -4,17 +4,17 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from benchmark import checkpoints
-from benchmark.instantiate import build
+from regbench.training import checkpoints
+from regbench.core.instantiate import build
 from conftest import compose
-from regbench_datasets.bsds500 import BSDS500
-from regbench_datasets.images import center_crop
-from regbench_datasets.patches import PatchSampler
-from regbench_methods.base import data_lipschitz
-from regbench_methods.deal import DEAL, deal_network
-from regbench_methods.denoisers import Preconditioned, seeded_init
-from regbench_methods.diffusion import DPS, DiffPIR
-from regbench_methods.pnp import PnP
+from regbench.datasets.bsds500 import BSDS500
+from regbench.datasets.images import center_crop
+from regbench.datasets.patches import PatchSampler
+from regbench.methods.base import data_lipschitz
+from regbench.methods.deal import DEAL, deal_network
+from regbench.methods.denoisers import Preconditioned, seeded_init
+from regbench.methods.diffusion import DPS, DiffPIR
+from regbench.methods.pnp import PnP
 
 SIGMA = 25 / 255
 
@@ -118,7 +118,7 @@ def test_deal_as_trained_reconstructs_with_the_map_training_fits(crops, patches,
 
 
 def test_deal_reconstructs_each_profile_with_its_training_update_count():
-    from benchmark.runner import reconstruct_options
+    from regbench.evaluation.runner import reconstruct_options
 
     for profile in ("smoke", "cpu", "paper"):
         cfg = compose("method=deal", f"profile={profile}")
@@ -132,7 +132,7 @@ def test_deal_splines_pick_their_segment_as_in_exact_arithmetic_in_any_precision
     float32 and float64 disagree beyond the last knot. Ours: deepinv's values inside, the last segment beyond."""
     from deepinv.models.deal import LinearSpline
 
-    from regbench_methods.deal import KnotExactLinearSpline
+    from regbench.methods.deal import KnotExactLinearSpline
 
     theirs = LinearSpline(num_activations=2, num_knots=31, x_min=0.0, x_max=3.0, init="identity", clamp=False)
     theirs.coefficients.data = torch.randn(2, 31, generator=torch.Generator().manual_seed(0)).cumsum(1)
@@ -167,7 +167,7 @@ def test_deal_reconstructs_alike_in_float32_and_float64(crops):
 
 
 def test_anderson_mixing_solves_a_linear_fixed_point_in_a_few_steps():
-    from regbench_methods.deal import anderson_mix
+    from regbench.methods.deal import anderson_mix
 
     torch.manual_seed(0)
     q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
@@ -184,7 +184,7 @@ def test_anderson_mixing_solves_a_linear_fixed_point_in_a_few_steps():
 def test_deal_anderson_reaches_the_plain_fixed_point_no_slower(crops, monkeypatch):
     """Same fixed point; never more outer iterations, even where the plain iteration converges fast
     (an untrained network); on trained weights it takes a third fewer (see DEAL.fixed_point)."""
-    import regbench_methods.deal as deal
+    import regbench.methods.deal as deal
 
     x, y, physics = crops
     method = DEAL(channels=[1, 4, 8, 16], kernel_size=5, outer_iters=100, cg_iters=100, tol=1e-7, cg_tol=1e-9).double().eval()
@@ -295,7 +295,7 @@ def test_every_new_method_declares_family_hyperparameters_and_convergence_suppor
 
 
 def test_bf16_precision_runs_only_the_network_in_bfloat16_and_restores_it():
-    from regbench_methods.denoisers import precision
+    from regbench.methods.denoisers import precision
 
     den = _denoiser()
     x = torch.rand(2, 1, 32, 32)

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 import numpy as np
 
-from benchmark.store import REQUIRED_COLUMNS
+from regbench.results.store import REQUIRED_COLUMNS
 from omegaconf import OmegaConf
 
 from conftest import REPO, run_cli
@@ -92,7 +92,7 @@ def test_a_cuda_run_computes_in_full_float32(monkeypatch):
     """cuDNN runs float32 convolutions in TF32 by default: a CUDA run switches that off, the CPU is left alone."""
     import torch
 
-    from benchmark.device import resolve_device
+    from regbench.core.device import resolve_device
 
     matmul = torch.backends.cuda.matmul
     saved = matmul.allow_tf32

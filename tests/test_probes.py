@@ -4,9 +4,9 @@ import os
 import pytest
 import torch
 
-from benchmark.probes import NoiseSweep, Probe
-from regbench_datasets.bsds500 import BSDS500
-from regbench_datasets.denoising import DenoisingTask
+from regbench.probes.families import NoiseSweep, Probe
+from regbench.datasets.bsds500 import BSDS500
+from regbench.datasets.denoising import DenoisingTask
 
 pytestmark = pytest.mark.skipif(not os.environ.get("REGBENCH_DATA"), reason="REGBENCH_DATA not set")
 
@@ -35,7 +35,7 @@ def test_levels_must_start_at_the_nominal_task():
 
 
 def test_noise_model_levels_make_the_stated_noise(task):
-    from benchmark.probes import NoiseModel
+    from regbench.probes.families import NoiseModel
 
     probe = NoiseModel()
     sigma = 25 / 255
@@ -60,8 +60,8 @@ def test_noise_model_levels_make_the_stated_noise(task):
 
 
 def test_ood_levels_bring_other_images_through_the_same_operator(task):
-    from benchmark.probes import OutOfDistribution
-    from regbench_datasets.bundled import Phantoms, SkimageImages
+    from regbench.probes.families import OutOfDistribution
+    from regbench.datasets.bundled import Phantoms, SkimageImages
 
     probe = OutOfDistribution([SkimageImages(), Phantoms(n=2, size=64)])
     assert probe.levels == [0, 1, 2] and probe.label(1) == "skimage" and probe.label(2) == "phantoms"
@@ -79,10 +79,10 @@ def test_ood_levels_bring_other_images_through_the_same_operator(task):
 def test_ood_on_ct_brings_non_square_natural_images_to_the_reconstruction_grid():
     """CT reconstructs on a square grid: an OOD image (text is 172x448) is cut to its centred
     square and area-resampled to the task's resolution, then measured by the nominal operator."""
-    from benchmark.instantiate import build
-    from benchmark.probes import OutOfDistribution
+    from regbench.core.instantiate import build
+    from regbench.probes.families import OutOfDistribution
     from conftest import compose
-    from regbench_datasets.bundled import SkimageImages
+    from regbench.datasets.bundled import SkimageImages
 
     task = build(compose("task=ct_parallel_ellipses", "profile=smoke").task.spec)
     text = SkimageImages().load("text")
@@ -100,8 +100,8 @@ def test_ood_on_ct_brings_non_square_natural_images_to_the_reconstruction_grid()
 
 
 def test_sensitivity_measures_the_spread_over_noise_realizations(task):
-    from benchmark.probes import Sensitivity
-    from regbench_methods.tv import TV
+    from regbench.probes.families import Sensitivity
+    from regbench.methods.tv import TV
 
     method = TV()
     method.hp["lam"] = 0.07

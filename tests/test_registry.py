@@ -1,8 +1,8 @@
 """Registries come from configs/<group>/*.yaml; unknown names fail in one line at start-up."""
 import pytest
 
-from benchmark.instantiate import build
-from benchmark.registry import RegistryError, check_overrides, known
+from regbench.core.instantiate import build
+from regbench.core.registry import RegistryError, check_overrides, known
 from conftest import run_cli
 
 

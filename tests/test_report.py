@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benchmark.merge import KEY as MERGE_KEY
-from benchmark.store import ResultStore
+from regbench.results.merge import KEY as MERGE_KEY
+from regbench.results.store import ResultStore
 from conftest import REPO, run_cli
 from test_pipeline import METHODS
 
@@ -38,7 +38,7 @@ def chromium(*args: str, tmp_path) -> subprocess.CompletedProcess:
 
 
 def report(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmark.report", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "regbench", "report", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 class Tables(HTMLParser):
@@ -194,10 +194,10 @@ def test_make_targets(tmp_path):
                           capture_output=True, text=True, timeout=60, env=env)
     assert make.returncode == 0, make.stderr
     assert "logger=wandb" in make.stdout
-    assert f"-m benchmark.report {REPO / 'runs/cpu'}" in make.stdout
-    assert f"-m benchmark.report {REPO / 'runs/a'} {REPO / 'runs/b'} --out {REPO / 'runs/leaderboard'}" in make.stdout
+    assert f"regbench report {REPO / 'runs/cpu'}" in make.stdout
+    assert f"regbench report {REPO / 'runs/a'} {REPO / 'runs/b'} --out {REPO / 'runs/leaderboard'}" in make.stdout
     smoke = subprocess.run(["make", "-n", "smoke"], cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
-    assert f"-m benchmark.report {REPO / 'runs/smoke'}" in smoke.stdout  # smoke rows never land among the cpu rows
+    assert f"regbench report {REPO / 'runs/smoke'}" in smoke.stdout  # smoke rows never land among the cpu rows
     usage = subprocess.run(["make", "-n", "leaderboard"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert usage.returncode != 0 and "usage: make leaderboard RESULTS=" in usage.stderr
 
@@ -205,7 +205,7 @@ def test_make_targets(tmp_path):
 def test_task_summary_puts_methods_side_by_side_with_their_compute():
     import pandas as pd
 
-    from scripts.task_summary import summary
+    from task_summary import summary
 
     rows = pd.DataFrame([
         {"task": "ct_x", "method": m, "level": 0, "image_id": i, "psnr": p + i, "ssim": 0.5, "seconds": 30.0,

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from regbench_methods.ridge import CRR, WCRR
+from regbench.methods.ridge import CRR, WCRR
 
 
 def _random_model(factory, seed=0, scale=2.0):
@@ -88,7 +88,7 @@ def test_state_dict_round_trip_keeps_output_and_hyperparameters():
 
 
 def test_hessian_vector_product_matches_double_backprop():
-    from regbench_methods.ridge import conjugate_gradient
+    from regbench.methods.ridge import conjugate_gradient
 
     m = _random_model(WCRR)
     x = torch.rand(1, 1, 16, 16, dtype=torch.float64)

@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from benchmark.registry import known
+from regbench.core.registry import known
 from conftest import run_cli
 
 

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark import perf
-from benchmark.metrics import image_metrics
+from regbench.cli import perf
+from regbench.evaluation.metrics import image_metrics
 from conftest import REPO, compose, run_cli
 
 TIMING = ["seconds", "peak_mem_mb", "train_minutes", "calib_seconds"]
@@ -38,7 +38,7 @@ def test_parallel_launchers_reproduce_the_sequential_rows(smoke_sweep, tmp_path,
 def test_fast_solver_matches_the_reference_solver():
     """Compiled gradient + restart at tight tolerance == eager plain accelerated gradient."""
     cfg = compose("method=crr", "profile=smoke")
-    from benchmark.instantiate import build
+    from regbench.core.instantiate import build
 
     method = build(cfg.method.model).double()
     method.hp.update(lam=5.0, mu=40.0)

@@ -1,9 +1,9 @@
 """The shared APG solver: reaches known minimizers and decreases the energy."""
 import torch
 
-from benchmark.solver import apg
-from regbench_methods.ridge import CRR
-from regbench_methods.tv import TV
+from regbench.solvers.apg import apg
+from regbench.methods.ridge import CRR
+from regbench.methods.tv import TV
 
 
 def _quadratic(seed=0, n=20):
@@ -124,8 +124,8 @@ def test_speed_restart_keeps_the_minimizer_and_only_resets_after_its_interval():
 def test_denoising_solves_use_the_speed_restart_and_other_operators_do_not(monkeypatch):
     import deepinv as dinv
 
-    import regbench_methods.base as base
-    from benchmark.solver import SPEED_RESTART_MIN
+    import regbench.methods.base as base
+    from regbench.solvers.apg import SPEED_RESTART_MIN
 
     seen = []
     monkeypatch.setattr(base, "apg", lambda x0, **kw: (seen.append(kw) or x0, SolveInfoStub()))

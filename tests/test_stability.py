@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.probes import NoiseDecay, OperatorMismatch, Probe, WorstCase
+from regbench.probes.families import NoiseDecay, OperatorMismatch, Probe, WorstCase
 
 needs_data = pytest.mark.skipif(not os.environ.get("REGBENCH_DATA"), reason="REGBENCH_DATA not set")
 
 
 def _bsds(split):
-    from regbench_datasets.bsds500 import BSDS500
+    from regbench.datasets.bsds500 import BSDS500
 
     return BSDS500(split)
 
@@ -32,8 +32,8 @@ def _kernel_std(k: torch.Tensor) -> float:
 def test_ct_mismatch_jitters_the_angles_and_shifts_the_detector_as_stated():
     from odl.applications import tomo
 
-    from regbench_datasets.ct import CTTask, OdlLinear, _astra_parallel_vec, _space, make_geometry, perturbed_geometry
-    from regbench_datasets.ellipses import EllipsePhantoms
+    from regbench.datasets.ct import CTTask, OdlLinear, _astra_parallel_vec, _space, make_geometry, perturbed_geometry
+    from regbench.datasets.ellipses import EllipsePhantoms
 
     sets = [EllipsePhantoms(s, 2, 32) for s in ("train", "calib", "test")]
     task = CTTask(*sets, angles=30, size=32, impl="astra_cpu")
@@ -76,7 +76,7 @@ def test_deblur_mismatch_scales_the_kernel_width_and_keeps_the_noise():
     from deepinv.physics import BlurFFT
     from deepinv.physics.generator import GaussianBlurGenerator
 
-    from regbench_datasets.deblur import DeblurTask
+    from regbench.datasets.deblur import DeblurTask
 
     kernels = functools.partial(GaussianBlurGenerator, psf_size=(25, 25), sigma_min=1.6, sigma_max=1.6, isotropic=True)
     task = DeblurTask(kernels, 0.01, _bsds("val_not68"), _bsds("val_not68"), _bsds("bsd68"), name="deblur_gaussian_bsd68")
@@ -98,7 +98,7 @@ def test_deblur_mismatch_scales_the_kernel_width_and_keeps_the_noise():
 
 @needs_data
 def test_mri_mismatch_shifts_the_sampled_lines_by_exactly_one():
-    from regbench_datasets.mri import MRITask, RealImageMRI
+    from regbench.datasets.mri import MRITask, RealImageMRI
 
     task = MRITask(0.01, _bsds("val_not68"), _bsds("val_not68"), _bsds("bsd68"), name="mri_x4_bsd68")
     s = list(Probe().samples(task, 0, 1, 32, 0, "cpu"))[0]
@@ -115,8 +115,8 @@ def test_mri_mismatch_shifts_the_sampled_lines_by_exactly_one():
 def test_operator_mismatch_is_rejected_for_tasks_without_a_model():
     from conftest import compose
 
-    from benchmark.validate import ConfigError, validate
-    from regbench_datasets.denoising import DenoisingTask
+    from regbench.core.validate import ConfigError, validate
+    from regbench.datasets.denoising import DenoisingTask
 
     assert "DenoisingTask has none" in OperatorMismatch.incompatible(DenoisingTask)
     with pytest.raises(ConfigError, match="incompatible probe x task pair: operator_mismatch x denoise_bsd68"):
@@ -128,7 +128,7 @@ def test_operator_mismatch_is_rejected_for_tasks_without_a_model():
 # -- worst_case -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def denoise_task():
-    from regbench_datasets.denoising import DenoisingTask
+    from regbench.datasets.denoising import DenoisingTask
 
     return DenoisingTask(25, _bsds("val_not68"), _bsds("val_not68"), _bsds("bsd68"))
 
@@ -148,7 +148,7 @@ def test_worst_case_beats_random_on_an_unconstrained_network(denoise_task):
     """A DnCNN with random weights (a model of an unconstrained network, not a trained method)."""
     from deepinv.models import DnCNN
 
-    from regbench_methods.base import Method
+    from regbench.methods.base import Method
 
     class Network(Method):
         family = "denoiser"
@@ -173,7 +173,7 @@ def test_worst_case_beats_random_on_an_unconstrained_network(denoise_task):
 @needs_data
 def test_worst_case_amplification_of_tv_stays_below_its_bound(denoise_task):
     """TV denoising is the prox of a convex function: 1-Lipschitz, so amplification <= 1."""
-    from regbench_methods.tv import TV
+    from regbench.methods.tv import TV
 
     method = TV(prox_iters=400, prox_tol=1e-7)
     method.hp["lam"] = 0.07
@@ -183,7 +183,7 @@ def test_worst_case_amplification_of_tv_stays_below_its_bound(denoise_task):
 
 
 def test_methods_without_a_differentiable_path_fall_back_to_random_search():
-    from regbench_methods.base import Method
+    from regbench.methods.base import Method
 
     class Box(Method):
         def reconstruct(self, y, physics, x0, solver):
@@ -195,7 +195,7 @@ def test_methods_without_a_differentiable_path_fall_back_to_random_search():
         def initialize(self, y, physics):
             return y
 
-    from regbench_datasets.task import Sample
+    from regbench.datasets.task import Sample
 
     x = torch.rand(1, 1, 8, 8)
     probe = WorstCase(levels=[0, 0.1], steps=2)
@@ -210,8 +210,8 @@ def test_methods_without_a_differentiable_path_fall_back_to_random_search():
 # -- noise_decay and convergence evidence --------------------------------------------------------
 @needs_data
 def test_noise_decay_scales_noise_and_lambda_by_the_rule(denoise_task):
-    from regbench_methods.ridge import CRR
-    from regbench_methods.tv import TV
+    from regbench.methods.ridge import CRR
+    from regbench.methods.tv import TV
 
     probe = NoiseDecay()
     for level in (0, 2):
@@ -228,8 +228,8 @@ def test_noise_decay_scales_noise_and_lambda_by_the_rule(denoise_task):
 def test_rows_carry_energy_monotone_and_traces_are_saved(tmp_path):
     from conftest import compose
 
-    from benchmark.instantiate import build
-    from benchmark.runner import evaluate
+    from regbench.core.instantiate import build
+    from regbench.evaluation.runner import evaluate
 
     cfg = compose("method=tv", "probe=nominal", "profile=smoke", f"out={tmp_path}", "examples=0",
                   "profile.data.n_test=2", "profile.data.test_crop=32", "progress=false", "convergence.energy=true")
@@ -262,8 +262,8 @@ def _board():
 def test_degradation_plots_are_written_as_png(tmp_path):
     from PIL import Image
 
-    from benchmark import leaderboard
-    from benchmark.report import write_plots
+    from regbench.results import leaderboard
+    from regbench.results.report import write_plots
 
     paths = write_plots(leaderboard.aggregate(_board()), tmp_path)
     assert paths == [tmp_path / "plots" / "t__worst_case.png"]
@@ -274,7 +274,7 @@ def test_degradation_plots_are_written_as_png(tmp_path):
 
 
 def test_probe_summary_reports_drop_auc_and_amplification():
-    from benchmark import leaderboard
+    from regbench.results import leaderboard
 
     board = leaderboard.aggregate(_board())
     summary = leaderboard.probe_summary(board).set_index("method")
@@ -291,8 +291,9 @@ def test_convergence_traces_are_plotted_per_task_with_the_nominal_probe_first(tm
 
     from PIL import Image
 
-    from benchmark import convergence, leaderboard
-    from benchmark.report import write_plots
+    from regbench.evaluation import convergence
+    from regbench.results import leaderboard
+    from regbench.results.report import write_plots
 
     first, second = tmp_path / "a", tmp_path / "b"
     for folder, probe, start in ((first, "noise_sweep", 10.0), (first, "nominal", 20.0), (second, "nominal", 30.0)):
@@ -313,7 +314,7 @@ def test_convergence_traces_are_plotted_per_task_with_the_nominal_probe_first(tm
 
 
 def test_probe_summary_table_puts_each_family_headline_side_by_side():
-    from scripts.probe_summary import summary
+    from probe_summary import summary
 
     base = {"task": "t", "method": "crr", "image_id": "a", "ssim": 0.8, "seconds": 1.0, "iterations": 5, "params": 0,
             "train_minutes": 0.0, "converged": True, "status": "ok"}

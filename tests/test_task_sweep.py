@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from benchmark.registry import known
+from regbench.core.registry import known
 from conftest import run_cli
 
 TASKS = sorted(t for t in known("task") if not t.startswith("denoise_"))

@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.instantiate import build
-from benchmark.metrics import image_metrics
-from benchmark.registry import known
+from regbench.core.instantiate import build
+from regbench.evaluation.metrics import image_metrics
+from regbench.core.registry import known
 from conftest import compose
-from regbench_datasets import lodopab
-from regbench_datasets.ct import CTTask, operators
-from regbench_datasets.ellipses import EllipsePhantoms
-from regbench_datasets.fastmri import FastMRIKnee
-from regbench_datasets.images import DataMissingError
-from regbench_datasets.mri import MRITask
-from regbench_datasets.odl_bridge import OdlPhysics
-from regbench_datasets.superres import SuperResolutionTask
+from regbench.datasets import lodopab
+from regbench.datasets.ct import CTTask, operators
+from regbench.datasets.ellipses import EllipsePhantoms
+from regbench.datasets.fastmri import FastMRIKnee
+from regbench.datasets.images import DataMissingError
+from regbench.datasets.mri import MRITask
+from regbench.datasets.odl_bridge import OdlPhysics
+from regbench.datasets.superres import SuperResolutionTask
 
 needs_bsds = pytest.mark.skipif(not os.environ.get("REGBENCH_DATA"), reason="REGBENCH_DATA not set")
 PREFIXES = ("denoise_", "ct_parallel_", "ct_fan_", "deblur_", "mri_", "sr_", "inpaint_")
@@ -286,7 +286,7 @@ def test_ct_backend_falls_back_from_astra_cpu_to_cuda_then_skimage_with_a_warnin
     skimage, whose back-projection is not the exact adjoint; skimage is the last resort."""
     from odl.applications import tomo
 
-    from regbench_datasets.ct import backend
+    from regbench.datasets.ct import backend
 
     monkeypatch.setattr(tomo, "ASTRA_AVAILABLE", False)
     monkeypatch.setattr(tomo, "ASTRA_CUDA_AVAILABLE", True)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from scripts import training_curves
+import training_curves
 
 
 def _manifest():

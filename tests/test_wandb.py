@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import leaderboard
-from benchmark.wandb_logger import OVERALL_COLUMNS, ROW_COLUMNS
+from regbench.results import leaderboard
+from regbench.results.wandb_logger import OVERALL_COLUMNS, ROW_COLUMNS
 from conftest import run_cli
 from test_pipeline import METHODS
 from wandb_records import records

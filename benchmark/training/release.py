@@ -4,8 +4,8 @@ cpu profile and write results/weights/ (checkpoints + MANIFEST.json).
 Each manifest entry records the method's training spec (whose hash is the
 checkpoint key), training data, seed, git revision, device, training minutes
 and the calibration PSNR on the default task; the calibration itself is released into
-CALIBRATIONS.json (benchmark/calibrations.py). Usage:
-    python -m scripts.train_release [method=crr] [profile=cpu] [from_cache=true]
+CALIBRATIONS.json (benchmark/calibration/cache.py). Usage:
+    regbench train-release [method=crr] [profile=cpu] [from_cache=true]
 
 from_cache=true releases the checkpoint a `make benchmark` run already trained
 into the cache for the same key (same spec, so the same weights it would train
@@ -14,13 +14,12 @@ again), instead of training a second time.
 from __future__ import annotations
 
 import logging
-import sys
 
-import benchmark  # noqa: F401  (mounts plugin folders)
-from benchmark import calibrations, checkpoints
-from benchmark.device import resolve_device
-from benchmark.instantiate import build
-from benchmark.runner import cpu_state, fit_hyperparameters, reconstruct_options, snapshot_path, train_method
+from regbench.calibration import cache as calibrations
+from regbench.training import checkpoints
+from regbench.core.device import resolve_device
+from regbench.core.instantiate import build
+from regbench.evaluation.runner import cpu_state, fit_hyperparameters, reconstruct_options, snapshot_path, train_method
 
 log = logging.getLogger("regbench")
 DEFAULT_METHODS = ("crr", "wcrr", "pnp_drunet", "diffpir", "deal")  # dps shares diffpir's diffusion prior
@@ -70,7 +69,3 @@ def main(argv: list[str]) -> None:
     for name in (",".join(methods).split(",") if methods else DEFAULT_METHODS):
         entry = release(name, profile, rest, from_cache)
         log.info("%s: released %s (%.1f min, calibration %.2f dB)", name, entry["file"], entry["train_minutes"], entry["calibration"]["psnr"])
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -1,8 +1,9 @@
 """Registries of methods, tasks, probes and profiles: the YAML files of configs/<group>/.
 
 Adding `configs/method/foo.yaml` registers method `foo`; nothing else to edit.
-Plugin roots named in REGBENCH_PLUGINS may bring their own configs/<group>/
-(and methods/, datasets/ modules): they join the registries and Hydra's search path.
+Plugin roots (REGBENCH_PLUGINS folders, installed `regbench.methods` entry points,
+see core/plugins.py) bring their own configs/<group>/: they join the registries
+and Hydra's search path.
 Names given on the command line are checked here before Hydra composes
 anything, so a typo fails at start-up in one line that lists the known names.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from benchmark.plugins import REPO_ROOT, plugin_roots
+from regbench.core.plugins import REPO_ROOT, plugin_roots
 
 CONFIG_DIR = REPO_ROOT / "configs"
 GROUPS = ("method", "task", "probe", "profile", "logger", "experiment")
@@ -24,7 +25,7 @@ class RegistryError(ValueError):
 
 
 def config_dirs() -> list[Path]:
-    """configs/ of the repository and of every extra plugin root (REGBENCH_PLUGINS)."""
+    """configs/ of the repository and of every plugin root (REGBENCH_PLUGINS, entry points)."""
     return [CONFIG_DIR, *(r / "configs" for r in plugin_roots()[1:] if (r / "configs").is_dir())]
 
 

@@ -17,19 +17,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from benchmark import calibrations, checkpoints
-from benchmark.calibrate import calibrate
-from benchmark.device import make_deterministic, resolve_device
-from benchmark.examples import ExampleKeeper
-from benchmark.hashing import config_hash, portable
-from benchmark.instantiate import build, check_targets
-from benchmark.locks import file_lock
-from benchmark.loggers import log_combination
-from benchmark.metrics import image_metrics, peak_memory_mb, psnr
-from benchmark.provenance import device_name, git_rev
-from benchmark.store import ResultStore, atomic_write_text
-from benchmark.validate import validate
-from regbench_datasets.patches import PatchSampler
+from regbench.calibration import cache as calibrations
+from regbench.training import checkpoints
+from regbench.calibration.search import calibrate
+from regbench.core.device import make_deterministic, resolve_device
+from regbench.evaluation.examples import ExampleKeeper
+from regbench.core.hashing import config_hash, portable
+from regbench.core.instantiate import build, check_targets
+from regbench.core.locks import file_lock
+from regbench.results.loggers import log_combination
+from regbench.evaluation.metrics import image_metrics, peak_memory_mb, psnr
+from regbench.core.provenance import device_name, git_rev
+from regbench.results.store import ResultStore, atomic_write_text
+from regbench.core.validate import validate
+from regbench.datasets.patches import PatchSampler
 
 log = logging.getLogger("regbench")
 SWEEP_STARTED = "REGBENCH_SWEEP_STARTED"
@@ -182,7 +183,7 @@ def guarded_reconstruct(method, sample, solver: dict):
 
 def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str) -> tuple[dict, float, float]:
     """Calibrate on the task's calibration images, unless the cache or the released calibrations
-    hold this key (benchmark/calibrations.py). Returns (hyperparameters, calibration PSNR,
+    hold this key (benchmark/calibration/cache.py). Returns (hyperparameters, calibration PSNR,
     seconds the calibration took when it ran)."""
     space = method.calibration_space()
     if not space:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import itertools
 
-from benchmark.registry import RegistryError, _yaml
-from benchmark.validate import ConfigError, validate
+from regbench.core.registry import RegistryError, _yaml
+from regbench.core.validate import ConfigError, validate
 
 MAX_COMBINATIONS = 256  # beyond this, check the first ones only (composition is ~50 ms each)
 
@@ -68,7 +68,7 @@ def _check_model(cfg, seen: set) -> None:
     arguments fail here, not in a job hours later."""
     from omegaconf import OmegaConf
 
-    from benchmark.instantiate import build
+    from regbench.core.instantiate import build
 
     spec = OmegaConf.to_yaml(cfg.method.model)
     if spec in seen:
@@ -87,7 +87,7 @@ def check_sweep(args: list[str], searchpath: list[str]) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from benchmark.registry import CONFIG_DIR
+    from regbench.core.registry import CONFIG_DIR
 
     combos = combinations(args)[:MAX_COMBINATIONS]
     seen: set = set()

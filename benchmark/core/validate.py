@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, ListConfig
 
-from benchmark.device import ALLOWED as DEVICES
-from benchmark.registry import incompatibility
+from regbench.core.device import ALLOWED as DEVICES
+from regbench.core.registry import incompatibility
 
 
 class ConfigError(ValueError):
@@ -56,11 +56,13 @@ def _target_class(node):
     """The class a `_target_` names (allowlisted modules only; None if it cannot be imported)."""
     from hydra.utils import get_class
 
-    from benchmark.instantiate import allowed_prefixes
+    from regbench.core.instantiate import allowed_prefixes
+    from regbench.core.plugins import extend_packages
 
     target = str((node or {}).get("_target_", ""))
     if not target.startswith(allowed_prefixes()):
         return None
+    extend_packages()
     try:
         return get_class(target)
     except Exception:

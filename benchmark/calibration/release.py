@@ -1,7 +1,7 @@
 """Release the calibrations a run found (cache) into results/weights/CALIBRATIONS.json, so
 that a fresh clone evaluates the released weights without searching their hyperparameters again.
 
-    python -m scripts.release_calibrations method=tv,crr,wcrr task=denoise_bsd68 [profile=cpu] [OVERRIDES...]
+    regbench release-calibrations method=tv,crr,wcrr task=denoise_bsd68 [profile=cpu] [OVERRIDES...]
 
 Each comma list is an axis (as in a Hydra multirun); every combination whose calibration is in
 the cache is released, the others are listed and skipped (run them first). Overrides that change
@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sys
 
-import benchmark  # noqa: F401  (mounts plugin folders)
-from benchmark import calibrations, checkpoints
-from benchmark.instantiate import build
-from benchmark.runner import reconstruct_options, weights_key
+from regbench.calibration import cache as calibrations
+from regbench.training import checkpoints
+from regbench.core.instantiate import build
+from regbench.evaluation.runner import reconstruct_options, weights_key
 
 log = logging.getLogger("regbench")
 
@@ -59,7 +58,3 @@ def main(argv: list[str]) -> None:
     axes = [[f"{a.split('=', 1)[0]}={v}" for v in a.split("=", 1)[1].split(",")] if "," in a else [a] for a in argv]
     released = [r for combo in itertools.product(*axes) if (r := release_combination(list(combo)))]
     log.info("released %d calibrations into %s", len(released), checkpoints.REPO_ROOT / "results" / "weights" / calibrations.RELEASED)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.hashing import config_hash, portable
-from benchmark.plugins import REPO_ROOT
-from benchmark.registry import method_yaml
-from benchmark.store import atomic_write, atomic_write_text
+from regbench.core.hashing import config_hash, portable
+from regbench.core.plugins import REPO_ROOT
+from regbench.core.registry import method_yaml
+from regbench.results.store import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 MANIFEST = "MANIFEST.json"

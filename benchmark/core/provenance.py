@@ -7,7 +7,7 @@ import subprocess
 
 import torch
 
-from benchmark.plugins import REPO_ROOT
+from regbench.core.plugins import REPO_ROOT
 
 
 @functools.lru_cache(maxsize=1)

@@ -2,7 +2,7 @@
 
 Hydra 1.4 turns `_target_` resolution into an allowlist decided by trusted code.
 regbench pins hydra-core 1.3 and enforces the same rule itself: every target must
-live in one of ALLOWED_PREFIXES (extend with REGBENCH_TARGETS, comma-separated),
+live in one of ALLOWED_PREFIXES or an installed plugin's package (extend with REGBENCH_TARGETS, comma-separated),
 so configs cannot instantiate arbitrary callables, and moving to 1.4 means
 passing the same list as Hydra's whitelist.
 """
@@ -14,12 +14,14 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-ALLOWED_PREFIXES = ("regbench_methods.", "regbench_datasets.", "benchmark.", "deepinv.", "torch.")
+from regbench.core.plugins import entry_point_packages, extend_packages
+
+ALLOWED_PREFIXES = ("regbench.", "deepinv.", "torch.")
 
 
 def allowed_prefixes() -> tuple[str, ...]:
     extra = tuple(p.strip() for p in os.environ.get("REGBENCH_TARGETS", "").split(",") if p.strip())
-    return ALLOWED_PREFIXES + extra
+    return ALLOWED_PREFIXES + tuple(f"{p}." for p in entry_point_packages()) + extra
 
 
 def _targets(node: Any, path: str = ""):
@@ -47,4 +49,5 @@ def build(cfg: DictConfig | dict, **kwargs: Any) -> Any:
     if isinstance(cfg, dict):
         cfg = OmegaConf.create(cfg)
     check_targets(cfg)
+    extend_packages()
     return instantiate(cfg, **kwargs)

@@ -15,8 +15,8 @@ from typing import Callable
 import pandas as pd
 import pyarrow.parquet as pq
 
-from benchmark import leaderboard
-from benchmark.locks import file_lock
+from regbench.results import leaderboard
+from regbench.core.locks import file_lock
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from benchmark.store import atomic_write, atomic_write_text
+from regbench.results.store import atomic_write, atomic_write_text
 
 # torch and the metrics are imported where used: the report reads examples without them.
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class ExampleKeeper:
             files[kind] = f"{stem}_{kind}.png"
             blob = png_bytes(x)
             atomic_write(self.folder / files[kind], lambda p, blob=blob: p.write_bytes(blob))
-        from benchmark.metrics import image_metrics
+        from regbench.evaluation.metrics import image_metrics
 
         init_psnr = image_metrics(sample.x0, sample.x, sample.max_pixel)["psnr"] if sample.x0.shape == sample.x.shape else float("nan")
         self.index["examples"].append({"level": level, "image_id": str(sample.image_id), "psnr": metrics["psnr"],

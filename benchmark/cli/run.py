@@ -1,4 +1,4 @@
-"""Command line: `python -m benchmark.run [-m] method=... task=... profile=...`.
+"""Command line: `regbench run [-m] method=... task=... profile=...`.
 
 Registry names on the command line are checked before Hydra composes the
 config, and config errors are reported in one line, before any work starts.
@@ -13,16 +13,19 @@ import time
 import hydra
 from omegaconf import DictConfig
 
-from benchmark.registry import RegistryError, check_overrides, check_pairs, hydra_searchpath_override
-from benchmark.precheck import check_sweep
-from benchmark.validate import ConfigError
+from regbench.core.registry import CONFIG_DIR, RegistryError, check_overrides, check_pairs, hydra_searchpath_override
+from regbench.cli.precheck import check_sweep
+from regbench.core.validate import ConfigError
 
 log = logging.getLogger("regbench")
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig):
-    from benchmark.runner import run  # heavy imports after argument checks
+    from regbench.core.allocator import tune_malloc
+    from regbench.evaluation.runner import run  # heavy imports after argument checks
+
+    tune_malloc()  # again in each launcher worker process
 
     try:
         return run(cfg)
@@ -33,26 +36,24 @@ def main(cfg: DictConfig):
 
 def check_out(args: list[str]) -> None:
     """Hydra writes its logs under OUT before any job starts: check OUT first."""
-    from benchmark.store import ResultStore
+    from regbench.results.store import ResultStore
 
     for arg in args:
         if arg.startswith("out="):
             ResultStore(arg.split("=", 1)[1]).check_writable()
 
 
-def cli() -> None:
+def cli(argv: list[str] | None = None) -> None:
+    """Check the overrides, then hand them to Hydra (which reads sys.argv)."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        check_overrides(sys.argv[1:])
-        check_pairs(sys.argv[1:])
-        check_sweep(sys.argv[1:], hydra_searchpath_override())
-        check_out(sys.argv[1:])
+        check_overrides(args)
+        check_pairs(args)
+        check_sweep(args, hydra_searchpath_override())
+        check_out(args)
     except (RegistryError, ConfigError, OSError) as err:
         print(f"regbench: error: {err}", file=sys.stderr)
         raise SystemExit(2)
     os.environ.setdefault("REGBENCH_SWEEP_STARTED", str(time.time()))  # see runner.job_started
-    sys.argv += hydra_searchpath_override()
+    sys.argv = [sys.argv[0], *args, *hydra_searchpath_override()]
     main()
-
-
-if __name__ == "__main__":
-    cli()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import leaderboard
-from benchmark.store import ResultStore, atomic_write, atomic_write_text
+from regbench.results import leaderboard
+from regbench.results.store import ResultStore, atomic_write, atomic_write_text
 
 KEY = ["config_hash", "image_id", "level", "seed"]
 

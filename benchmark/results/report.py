@@ -1,7 +1,7 @@
 """report.html: the leaderboard as one self-contained file (no network, no CDN).
 
-    python -m benchmark.report OUT                      # OUT/report.html from one sweep
-    python -m benchmark.report DIR1 DIR2 --out MERGED   # merge sweeps: results, leaderboards, report
+    regbench report OUT                      # OUT/report.html from one sweep
+    regbench report DIR1 DIR2 --out MERGED   # merge sweeps: results, leaderboards, report
 
 Sections: provenance (per sweep folder: profiles, devices, git revisions, when
 the results were finished, wall time of the combinations, evaluation and
@@ -25,9 +25,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import convergence, leaderboard, merge, references
-from benchmark.examples import label_of, load_examples
-from benchmark.store import atomic_write, atomic_write_text
+from regbench.evaluation import convergence
+from regbench.results import leaderboard
+from regbench.results import merge
+from regbench.results import references
+from regbench.evaluation.examples import label_of, load_examples
+from regbench.results.store import atomic_write, atomic_write_text
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:16px 24px;color:#1d2430;background:#fff}
@@ -368,7 +371,7 @@ def write_report(folders: list[str | Path], out_html: str | Path, rows: pd.DataF
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="regbench report", description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="OUT folders of sweeps")
     parser.add_argument("--out", type=Path, default=None,
                         help="merge the folders into this folder (results.parquet, leaderboard.md/.csv, report.html)")
@@ -393,7 +396,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"report: {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -17,9 +17,9 @@ from typing import Iterator
 
 import torch
 
-from benchmark.hashing import stable_seed
-from regbench_datasets.images import ImageSet
-from regbench_datasets.task import Sample, Task
+from regbench.core.hashing import stable_seed
+from regbench.datasets.images import ImageSet
+from regbench.datasets.task import Sample, Task
 
 
 class Probe:

@@ -43,7 +43,7 @@ def get(cfg: DictConfig) -> Logger:
         if name == "none":
             _instances[key] = Logger()
         elif name == "wandb":
-            from benchmark.wandb_logger import WandbLogger
+            from regbench.results.wandb_logger import WandbLogger
 
             _instances[key] = WandbLogger(cfg)
         else:

@@ -28,10 +28,12 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from benchmark import checkpoints, leaderboard, references
-from benchmark.examples import label_of, load_examples
-from benchmark.hashing import config_hash
-from benchmark.loggers import one_line
+from regbench.training import checkpoints
+from regbench.results import leaderboard
+from regbench.results import references
+from regbench.evaluation.examples import label_of, load_examples
+from regbench.core.hashing import config_hash
+from regbench.results.loggers import one_line
 
 log = logging.getLogger("regbench")
 

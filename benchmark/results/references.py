@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from benchmark.plugins import plugin_roots
+from regbench.core.plugins import plugin_roots
 
 COLUMNS = ["method", "task", "psnr", "source"]
 

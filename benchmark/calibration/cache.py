@@ -7,13 +7,13 @@ only when neither has it. So a fresh clone's `make benchmark` evaluates the rele
 weights with the hyperparameters regbench found for them, instead of repeating a search
 of minutes per method; `retrain=true` (or a changed config, which changes the key)
 calibrates again. Released entries are copied from a cache that a run filled
-(`python -m scripts.release_calibrations`, and `make train-release` for its own).
+(`regbench release-calibrations`, and `make train-release` for its own).
 
 Every hyperparameter is calibrated; the search starts from the method's current values,
 which for a trained method are those its checkpoint carries (`Method.get_extra_state`: what
 training left, e.g. CRR's learned lambda and mu), so they are part of the key.
 
-The key does not cover the search code itself (benchmark/calibrate.py): after changing
+The key does not cover the search code itself (benchmark/calibration/search.py): after changing
 the search, clear the cache's `calibration/` folder and re-release.
 """
 from __future__ import annotations
@@ -25,10 +25,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from benchmark import checkpoints
-from benchmark.hashing import config_hash, portable
-from benchmark.provenance import git_rev
-from benchmark.store import atomic_write_text
+from regbench.training import checkpoints
+from regbench.core.hashing import config_hash, portable
+from regbench.core.provenance import git_rev
+from regbench.results.store import atomic_write_text
 
 log = logging.getLogger(__name__)
 RELEASED = "CALIBRATIONS.json"

@@ -8,7 +8,7 @@ Writes
   dir/perf_training.csv  training throughput (patches/s) per trainable method
   dir/perf.md            both tables plus the smoke sweep's wall time and the machine
 Usage:
-    python -m benchmark.perf out=DIR [methods=tv,crr,wcrr] [images=4] [crop=none] [train_steps=5] [smoke=true]
+    regbench perf out=DIR [methods=tv,crr,wcrr] [images=4] [crop=none] [train_steps=5] [smoke=true]
 """
 from __future__ import annotations
 
@@ -24,15 +24,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-import benchmark  # noqa: F401  (mounts plugin folders)
-from benchmark.checkpoints import REPO_ROOT, training_spec
-from benchmark.device import resolve_device
-from benchmark.instantiate import build
-from benchmark.metrics import image_metrics
-from benchmark.provenance import device_name, git_rev
-from benchmark.runner import convergence_options, fit_hyperparameters, prepare_weights
-from benchmark.store import atomic_write, atomic_write_text
-from regbench_datasets.patches import PatchSampler
+from regbench.training.checkpoints import REPO_ROOT, training_spec
+from regbench.core.device import resolve_device
+from regbench.core.instantiate import build
+from regbench.evaluation.metrics import image_metrics
+from regbench.core.provenance import device_name, git_rev
+from regbench.evaluation.runner import convergence_options, fit_hyperparameters, prepare_weights
+from regbench.results.store import atomic_write, atomic_write_text
+from regbench.datasets.patches import PatchSampler
 
 log = logging.getLogger("regbench")
 DEFAULTS = {"methods": "tv,wavelet_l1,crr,wcrr", "images": "4", "crop": "none", "train_steps": "5", "smoke": "true", "profile": "cpu"}
@@ -106,7 +105,7 @@ def smoke_seconds() -> float:
     """Wall time of the default sweep at smoke size, from an empty OUT and cache."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "REGBENCH_CACHE": str(Path(tmp) / "cache")}
-        cmd = [sys.executable, "-m", "benchmark.run", "-m", "experiment=default", "profile=smoke", f"out={tmp}/out", "progress=false"]
+        cmd = [sys.executable, "-m", "regbench.cli.run", "-m", "experiment=default", "profile=smoke", f"out={tmp}/out", "progress=false"]
         done, seconds = timed(lambda: subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True))
     if done.returncode:
         raise RuntimeError(f"the smoke sweep failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -162,7 +161,3 @@ def main(argv: list[str]) -> None:
     smoke = smoke_seconds() if args["smoke"].lower() == "true" else None
     atomic_write_text(out / "perf.md", report(solves_df, training_df, smoke))
     print(f"perf: {out / 'perf.md'}")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Calibration of hyperparameters on each task's calibration split, and its cache."""

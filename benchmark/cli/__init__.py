@@ -1,0 +1,1 @@
+"""The `regbench` command: sweeps, pre-checks, reports, perf and releases."""

@@ -1,0 +1,1 @@
+"""Foundations every other part uses: registry, config checks, target allowlist, hashing, plugins, device, locks, provenance."""

@@ -1,0 +1,1 @@
+"""Evaluation: the runner that orchestrates one combination, metrics, examples, traces."""

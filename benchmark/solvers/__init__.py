@@ -1,0 +1,1 @@
+"""The shared solvers of variational energies."""

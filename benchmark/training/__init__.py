@@ -1,0 +1,1 @@
+"""Training: checkpoints (content-addressed), resumable snapshots, the shared training loop."""

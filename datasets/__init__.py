@@ -1,0 +1,1 @@
+"""Data sources and task definitions (data, operator, noise, splits)."""

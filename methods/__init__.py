@@ -1,0 +1,1 @@
+"""Methods: one module per family of regularizers, denoisers and samplers."""
