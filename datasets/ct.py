@@ -144,6 +144,7 @@ def _astra_parallel_vec(geom) -> dict:
 
 class CTTask(Task):
     kind = "ct"
+    operator_sqnorm = 1.0  # ||A|| = 1 by construction (normalized by its power-iteration norm)
     max_pixel = None  # PSNR/SSIM on each ground truth's own range
     mismatch = "angles jittered by U[-0.7, 0.7] x |level| degrees, detector shifted by level/2 pixels"
     jitter_deg, offset_px = 0.7, 0.5  # per unit of level
@@ -198,7 +199,6 @@ class CTTask(Task):
         ops = self.operators(size, device)
         rng = torch.Generator(device=device).manual_seed(seed)
         physics = OdlPhysics(ops["A"], pseudo_inverse=ops["fbp"], noise_model=GaussianNoise(sigma=sigma, rng=rng)).to(device)
-        physics.data_lipschitz = 1.0  # ||A|| = 1 by construction (normalized by its power-iteration norm)
         return physics
 
     def mismatch_geometry(self, size: int, split: str, image_id: str, seed: int, level):

@@ -29,6 +29,7 @@ WIDTH_KEYS = {"GaussianBlurGenerator": ("sigma_min", "sigma_max"), "MotionBlurGe
 
 class DeblurTask(LinearTask):
     kind = "deblurring"
+    operator_sqnorm = 1.0  # non-negative kernel summing to one: ||A|| = its DC gain = 1
     mismatch = "kernel width x (1 + 0.2 level)"
     width_step = 0.2
 
@@ -63,7 +64,6 @@ class DeblurTask(LinearTask):
 
     def operator(self, x: torch.Tensor, rng: torch.Generator, noise):
         physics = BlurFFT(img_size=tuple(x.shape[1:]), filter=self.kernel(rng, x.device), device=x.device, noise_model=noise)
-        physics.data_lipschitz = 1.0  # non-negative kernel summing to one: ||A|| = its DC gain = 1
         return physics
 
     def initializer(self, y: torch.Tensor, physics) -> torch.Tensor:

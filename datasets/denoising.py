@@ -15,6 +15,8 @@ from regbench.datasets.task import Task
 
 class DenoisingTask(Task):
     kind = "denoising"
+    identity_operator = True
+    operator_sqnorm = 1.0
 
     def __init__(self, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, name: str = "denoise"):
         if not sigma > 0:
@@ -25,7 +27,6 @@ class DenoisingTask(Task):
     def physics(self, seed: int, device, noise_scale: float = 1.0) -> dinv.physics.Physics:
         rng = torch.Generator(device=device).manual_seed(seed)
         physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(sigma=self.sigma * noise_scale, rng=rng), device=device).to(device)
-        physics.data_lipschitz = 1.0
         return physics
 
     def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int, noise_scale: float = 1.0):

@@ -23,6 +23,7 @@ from regbench.datasets.linear_task import LinearTask
 
 class InpaintingTask(LinearTask):
     kind = "inpainting"
+    operator_sqnorm = 1.0  # a 0/1 mask
 
     def __init__(self, missing: float, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, name: str = "inpaint",
                  initializer: str = "fill", fill_width: float = 1.0):
@@ -37,7 +38,6 @@ class InpaintingTask(LinearTask):
 
     def operator(self, x: torch.Tensor, rng: torch.Generator, noise):
         physics = Inpainting(img_size=tuple(x.shape[1:]), mask=1.0 - self.missing, device=x.device, rng=rng, noise_model=noise)
-        physics.data_lipschitz = 1.0  # a 0/1 mask
         return physics
 
     def initializer(self, y: torch.Tensor, physics) -> torch.Tensor:

@@ -52,6 +52,7 @@ class RealImageMRI(MRI):
 
 class MRITask(LinearTask):
     kind = "mri"
+    operator_sqnorm = 1.0  # orthonormal FFT and a 0/1 mask holding the DC column
     mismatch = "sampled k-space columns shifted by `level` lines"
 
     def __init__(self, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, acceleration: int = 4,
@@ -71,7 +72,6 @@ class MRITask(LinearTask):
     def operator(self, x: torch.Tensor, rng: torch.Generator, noise):
         physics = RealImageMRI(mask=self.mask(tuple(x.shape[-2:]), rng, x.device), img_size=tuple(x.shape[-2:]),
                                device=x.device, noise_model=noise)
-        physics.data_lipschitz = 1.0  # orthonormal FFT and a 0/1 mask holding the DC column
         return physics
 
     @staticmethod

@@ -13,6 +13,7 @@ from deepinv.physics import Downsampling
 
 from regbench.datasets.images import ImageSet
 from regbench.datasets.linear_task import LinearTask
+from regbench.datasets.task import OperatorFacts
 
 FILTERS = ("bicubic", "bilinear", "gaussian", "box")
 
@@ -49,8 +50,10 @@ class SuperResolutionTask(LinearTask):
             with torch.random.fork_rng(devices=[]):  # deepinv's power method draws from the global RNG: keep it fixed and untouched
                 torch.manual_seed(0)
                 self._sqnorm[key] = 1.01 * float(physics.compute_sqnorm(torch.zeros_like(x), max_iter=100, tol=1e-5, verbose=False))
-        physics.data_lipschitz = self._sqnorm[key]
         return physics
+
+    def operator_facts(self, physics, x: torch.Tensor) -> OperatorFacts:
+        return OperatorFacts(sqnorm=self._sqnorm[tuple(x.shape[1:])])
 
     def initializer(self, y: torch.Tensor, physics) -> torch.Tensor:
         return F.interpolate(y, scale_factor=self.factor, mode="bicubic", align_corners=False)

@@ -7,13 +7,29 @@ cropped when the profile asks for small images). Subclasses define `measure`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 
 from regbench.datasets.images import ImageSet, center_crop
 
 SPLITS = ("train", "calib", "test")  # a task's own data; anything else (probe `ood`) is foreign
+
+
+@dataclass(frozen=True)
+class OperatorFacts:
+    """What a solver may know about a task's forward operator, stated by the task."""
+
+    identity: bool = False  # A = I (denoising): the energy is strongly convex
+    sqnorm: Optional[float] = None  # ||A||^2, the Lipschitz constant of the L2 fidelity's gradient; None: unknown
+
+    @classmethod
+    def of(cls, physics) -> "OperatorFacts":
+        """Facts of a bare deepinv physics handed over without a task: identity when it is plain
+        denoising, the norm unknown (the solver estimates it)."""
+        from deepinv.physics import Denoising
+
+        return cls(identity=type(physics) is Denoising, sqnorm=1.0 if type(physics) is Denoising else None)
 
 
 @dataclass
@@ -25,6 +41,7 @@ class Sample:
     x0: torch.Tensor  # initializer
     max_pixel: float | None = 1.0  # metric data range: [0, max_pixel]; None: each ground truth's own [min, max]
     meta: dict = field(default_factory=dict)  # what a probe made the sample with (e.g. worst_case's delta)
+    operator: OperatorFacts = OperatorFacts()  # facts of `physics` the task states (norm, identity)
 
 
 class Task:
@@ -34,6 +51,8 @@ class Task:
     # what the operator_mismatch probe perturbs at level l (None: no mismatch model). Tasks that have one
     # accept `measure(..., mismatch=l)`: data from the perturbed operator, the nominal physics returned.
     mismatch: str | None = None
+    identity_operator = False  # A = I
+    operator_sqnorm: float | None = None  # ||A||^2 when the task knows it (None: estimated by power iteration)
 
     def __init__(self, name: str, train: ImageSet, calib: ImageSet, test: ImageSet):
         self.name, self.train, self.calib, self.test = name, train, calib, test
@@ -56,7 +75,15 @@ class Task:
         for image_id in images.ids()[:n] if n else images.ids():
             x = self.image(split, image_id, crop).unsqueeze(0).to(device)
             y, physics, x0 = self.measure(x, split, image_id, seed, noise_scale)
-            yield Sample(image_id, x, y, physics, x0, self.max_pixel)
+            yield self.sample(image_id, x, y, physics, x0)
+
+    def sample(self, image_id: str, x: torch.Tensor, y: torch.Tensor, physics, x0: torch.Tensor) -> Sample:
+        """A sample of this task: its data range and operator facts attached."""
+        return Sample(image_id, x, y, physics, x0, self.max_pixel, operator=self.operator_facts(physics, x))
+
+    def operator_facts(self, physics, x: torch.Tensor) -> OperatorFacts:
+        """The facts of the operator that measured x (tasks whose norm depends on the image size override)."""
+        return OperatorFacts(identity=self.identity_operator, sqnorm=self.operator_sqnorm)
 
     def image(self, split: str, image_id: str, crop: int | None) -> torch.Tensor:
         """The ground truth (C, H, W) at the profile's size; tasks whose data is rendered (CT phantoms) override this."""

@@ -12,8 +12,8 @@ from typing import Any, Optional
 
 import torch
 from deepinv.optim.data_fidelity import L2
-from deepinv.physics import Denoising
 
+from regbench.datasets.task import OperatorFacts
 from regbench.solvers.apg import SPEED_RESTART_MIN, SolveInfo, apg
 
 FAMILIES = ("baseline", "variational", "denoiser", "sampler")  # baseline: no prior at all (the initializer)
@@ -109,11 +109,12 @@ class VariationalMethod(Method):
     @torch.no_grad()
     def reconstruct(self, y, physics, x0, solver: dict) -> tuple[torch.Tensor, dict]:
         lam = self.hp["lam"]
+        operator = operator_facts(solver, physics)
         solver = {k: v for k, v in solver.items() if k in APG_OPTIONS}  # drop method-specific keys (compile)
-        if isinstance(physics, Denoising) and solver.get("restart", True):
+        if operator.identity and solver.get("restart", True):
             solver.setdefault("speed_restart", SPEED_RESTART_MIN)  # strongly convex: see benchmark/solvers/apg.py
         fidelity = L2()
-        data_lip = data_lipschitz(physics, x0)
+        data_lip = data_lipschitz(operator, physics, x0)
 
         def energy(x):
             return fidelity.fn(x, y, physics) + lam * self.reg_energy(x)
@@ -144,7 +145,7 @@ class VariationalMethod(Method):
         response to y (a truncated Neumann series of the implicit derivative); the amplification the probe
         reports always comes from converged solves."""
         lam, fidelity = self.hp["lam"], L2()
-        lip = data_lipschitz(physics, x_ref) + (lam * self.reg_lipschitz() if self.smooth_regularizer else 0.0)
+        lip = data_lipschitz(operator_facts(solver, physics), physics, x_ref) + (lam * self.reg_lipschitz() if self.smooth_regularizer else 0.0)
         x = x_ref.detach()
         with torch.enable_grad():
             for _ in range(int(solver.get("unroll", 20))):
@@ -153,11 +154,18 @@ class VariationalMethod(Method):
         return x
 
 
-def data_lipschitz(physics, x: torch.Tensor) -> float:
-    """||A||^2, the Lipschitz constant of the L2 fidelity's gradient (cached on the physics)."""
-    if getattr(physics, "data_lipschitz", None) is None:
-        physics.data_lipschitz = 1.01 * float(physics.compute_sqnorm(x, verbose=False))
-    return float(physics.data_lipschitz)
+def operator_facts(solver: dict, physics) -> OperatorFacts:
+    """The facts the task stated about the operator (`solver["operator"]`, set by the runner), or
+    those of a bare physics handed over without a task."""
+    return solver.get("operator") or OperatorFacts.of(physics)
+
+
+def data_lipschitz(operator: OperatorFacts, physics, x: torch.Tensor) -> float:
+    """||A||^2, the Lipschitz constant of the L2 fidelity's gradient: the task's value, else a
+    power-iteration estimate with a 1% margin."""
+    if operator.sqnorm is not None:
+        return float(operator.sqnorm)
+    return 1.01 * float(physics.compute_sqnorm(x, verbose=False))
 
 
 def noise_level(physics, floor: float = 0.0) -> float:

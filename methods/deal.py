@@ -47,7 +47,7 @@ from deepinv.optim.linear import conjugate_gradient
 from tqdm.auto import tqdm
 
 from regbench.training.snapshots import TrainingSnapshot
-from regbench.methods.base import Hyper, Method, data_lipschitz
+from regbench.methods.base import Hyper, Method, data_lipschitz, operator_facts
 from regbench.methods.denoisers import seeded_init
 
 PAPER_CHANNELS, PAPER_KERNEL = (1, 4, 8, 128), 9
@@ -198,7 +198,7 @@ class DEAL(Method):
         with solver["outer_iters"] updates: the training budget's), which a truncated training fits better.
         solver["cg_tol"]: the CG tolerance of the solves (default the model's; the last solve's is a tenth)."""
         sigma = torch.full((x0.shape[0], 1, 1, 1), self.hp["sigma"], device=x0.device, dtype=x0.dtype)
-        lam = self.hp["lam"] * self._condition(sigma) * data_lipschitz(physics, x0)
+        lam = self.hp["lam"] * self._condition(sigma) * data_lipschitz(operator_facts(solver, physics), physics, x0)
         iters = int(solver.get("outer_iters", self.outer_iters))
         cg_tol = float(solver.get("cg_tol", self.cg_tol))
         rhs, gram = physics.A_adjoint(y), (lambda v: physics.A_adjoint(physics.A(v)))

@@ -34,11 +34,10 @@ import contextlib
 
 import torch
 from deepinv.optim.data_fidelity import L2
-from deepinv.physics import Denoising
 from deepinv.sampling import DPS as DeepinvDPS
 from deepinv.sampling import DiffPIR as DeepinvDiffPIR
 
-from regbench.methods.base import Hyper, Method, noise_level
+from regbench.methods.base import Hyper, Method, noise_level, operator_facts
 from regbench.methods.denoisers import precision, train_denoiser
 
 
@@ -95,7 +94,7 @@ class DiffPIR(DiffusionPrior):
         sampler = DeepinvDiffPIR(self.denoiser, data_fidelity=L2(), sigma=noise_level(physics), max_iter=steps,
                                  zeta=self.hp["zeta"], lambda_=self.hp["lam"], device=y.device)
         with seeded(seed, y.device):
-            if start == "measurement" and isinstance(physics, Denoising):
+            if start == "measurement" and operator_facts(solver, physics).identity:
                 return self.sample_from_measurement(sampler, y, physics, steps)
             return sampler(y, physics, x_init=x0)
 

@@ -28,7 +28,6 @@ import pandas as pd
 from regbench.results import leaderboard
 from regbench.results import merge
 
-DEFAULT_METHODS = "tv,crr,wcrr,deal,pnp_drunet,diffpir"
 COLUMNS = ["nominal", "noise x2 / x4 drop", "decay x1 -> x1/8", "noise-model drop", "OOD drop 1 / 2",
            "op.-mismatch drop", "worst-case ampl. (random)", "sensitivity std", "energy monotone"]
 
@@ -93,12 +92,13 @@ def summary(rows: pd.DataFrame, methods: list[str]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path, help="results folders (merged; the first wins on duplicates)")
-    parser.add_argument("--methods", default=DEFAULT_METHODS)
+    parser.add_argument("--methods", default=None, help="comma-separated (default: every method in the rows)")
     args = parser.parse_args(argv)
     rows = merge.merge(args.folders)
     if rows.empty:
         raise SystemExit(f"no rows in {', '.join(map(str, args.folders))}")
-    print(summary(rows, args.methods.split(",")))
+    methods = args.methods.split(",") if args.methods else sorted(rows.method.unique())
+    print(summary(rows, methods))
 
 
 if __name__ == "__main__":

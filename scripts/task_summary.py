@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 
-DEFAULT_METHODS = "initializer,tv,crr,wcrr,pnp_drunet"
 
 
 def summary(rows: pd.DataFrame, methods: list[str]) -> str:
@@ -34,12 +33,13 @@ def summary(rows: pd.DataFrame, methods: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="a results folder (its rows/*.parquet)")
-    parser.add_argument("--methods", default=DEFAULT_METHODS)
+    parser.add_argument("--methods", default=None, help="comma-separated (default: every method in the rows)")
     args = parser.parse_args()
     files = sorted((args.results / "rows").glob("*.parquet"))
     if not files:
         raise SystemExit(f"no rows under {args.results / 'rows'}")
-    print(summary(pd.concat([pd.read_parquet(f) for f in files]), args.methods.split(",")))
+    rows = pd.concat([pd.read_parquet(f) for f in files])
+    print(summary(rows, args.methods.split(",") if args.methods else sorted(rows.method.unique())))
 
 
 if __name__ == "__main__":

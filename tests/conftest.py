@@ -30,7 +30,6 @@ def smoke_sweep(tmp_path_factory):
 
 
 def compose(*overrides: str):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from regbench.core.registry import compose as registry_compose
 
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
+    return registry_compose(list(overrides))

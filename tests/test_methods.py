@@ -10,6 +10,7 @@ from conftest import compose
 from regbench.datasets.bsds500 import BSDS500
 from regbench.datasets.images import center_crop
 from regbench.datasets.patches import PatchSampler
+from regbench.datasets.task import OperatorFacts
 from regbench.methods.base import data_lipschitz
 from regbench.methods.deal import DEAL, deal_network
 from regbench.methods.denoisers import Preconditioned, seeded_init
@@ -109,7 +110,7 @@ def test_deal_as_trained_reconstructs_with_the_map_training_fits(crops, patches,
     assert seen[-1] == 2 and set(info) == {"iterations"} and 1 <= info["iterations"] <= 2
     with torch.no_grad():
         sigma = torch.full((y.shape[0], 1, 1, 1), method.hp["sigma"])
-        lam = method.hp["lam"] * method._condition(sigma) * data_lipschitz(physics, y)
+        lam = method.hp["lam"] * method._condition(sigma) * data_lipschitz(OperatorFacts.of(physics), physics, y)
         expected, _, _ = original(method, y, y, lam, lambda v: v, 2, method.cg_iters, method.tol, method.cg_tol)
     assert torch.equal(as_trained, expected)
     assert "converged" in method.reconstruct(y, physics, y, {})[1]  # the fixed point reports its convergence

@@ -4,13 +4,13 @@ import pytest
 from PIL import Image
 import numpy as np
 
+from regbench.core.registry import sweep_members
 from regbench.results.store import REQUIRED_COLUMNS
-from omegaconf import OmegaConf
 
 from conftest import REPO, run_cli
 
-SWEEP = OmegaConf.load(REPO / "configs" / "experiment" / "default.yaml").hydra.sweeper.params
-METHODS = sorted(SWEEP.method.split(","))
+
+METHODS = sorted(sweep_members("method"))
 
 
 def test_smoke_sweep_writes_rows_for_every_method(smoke_sweep):

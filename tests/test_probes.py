@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from regbench.probes.families import NoiseSweep, Probe
+from regbench.probes import NoiseSweep, Probe
 from regbench.datasets.bsds500 import BSDS500
 from regbench.datasets.denoising import DenoisingTask
 
@@ -35,7 +35,7 @@ def test_levels_must_start_at_the_nominal_task():
 
 
 def test_noise_model_levels_make_the_stated_noise(task):
-    from regbench.probes.families import NoiseModel
+    from regbench.probes import NoiseModel
 
     probe = NoiseModel()
     sigma = 25 / 255
@@ -60,7 +60,7 @@ def test_noise_model_levels_make_the_stated_noise(task):
 
 
 def test_ood_levels_bring_other_images_through_the_same_operator(task):
-    from regbench.probes.families import OutOfDistribution
+    from regbench.probes import OutOfDistribution
     from regbench.datasets.bundled import Phantoms, SkimageImages
 
     probe = OutOfDistribution([SkimageImages(), Phantoms(n=2, size=64)])
@@ -80,7 +80,7 @@ def test_ood_on_ct_brings_non_square_natural_images_to_the_reconstruction_grid()
     """CT reconstructs on a square grid: an OOD image (text is 172x448) is cut to its centred
     square and area-resampled to the task's resolution, then measured by the nominal operator."""
     from regbench.core.instantiate import build
-    from regbench.probes.families import OutOfDistribution
+    from regbench.probes import OutOfDistribution
     from conftest import compose
     from regbench.datasets.bundled import SkimageImages
 
@@ -100,7 +100,7 @@ def test_ood_on_ct_brings_non_square_natural_images_to_the_reconstruction_grid()
 
 
 def test_sensitivity_measures_the_spread_over_noise_realizations(task):
-    from regbench.probes.families import Sensitivity
+    from regbench.probes import Sensitivity
     from regbench.methods.tv import TV
 
     method = TV()
@@ -139,3 +139,26 @@ def test_probe_sweep_rows_carry_variants_and_summaries(tmp_path):
     assert "## denoise_bsd68 / noise_model / level 2 (salt_pepper)" in md and "## Probe summaries" in md
     summary = md.split("## Probe summaries")[1]
     assert "| noise_model | tv" in summary and "| ood" in summary
+
+
+def test_ct_probe_levels_score_an_image_on_the_same_range_as_level_zero():
+    """CT scores each image on its own range (max_pixel None): every level of a probe that rebuilds
+    samples keeps it, and the operator facts, so the same reconstruction scores alike at every level."""
+    from conftest import compose
+    from regbench.core.instantiate import build
+    from regbench.datasets.bundled import SkimageImages
+    from regbench.evaluation.metrics import image_metrics
+    from regbench.probes import NoiseModel, OutOfDistribution
+
+    task = build(compose("task=ct_parallel_ellipses", "profile=smoke").task.spec)
+    assert task.max_pixel is None
+    nominal = next(iter(Probe().samples(task, 0, 1, 64, 0, "cpu")))
+    x_hat = nominal.x + 0.05 * torch.sin(torch.arange(nominal.x.numel()).reshape(nominal.x.shape).float())
+    reference = image_metrics(x_hat, nominal.x, nominal.max_pixel)["psnr"]
+    for level in (1, 2, 3):
+        s = next(iter(NoiseModel().samples(task, level, 1, 64, 0, "cpu")))
+        assert s.image_id == nominal.image_id and not torch.equal(s.y, nominal.y)
+        assert s.max_pixel is None and s.operator == nominal.operator
+        assert image_metrics(x_hat, s.x, s.max_pixel)["psnr"] == reference
+    ood = next(iter(OutOfDistribution([SkimageImages()]).samples(task, 1, 1, 64, 0, "cpu")))
+    assert ood.max_pixel is None and ood.operator == nominal.operator

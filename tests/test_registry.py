@@ -36,3 +36,20 @@ def test_cli_rejects_bad_values_before_work(tmp_path):
 def test_targets_outside_the_allowlist_are_refused():
     with pytest.raises(ValueError, match=r"_target_='os.system' is not allowed"):
         build({"_target_": "os.system", "command": "true"})
+
+
+def test_default_sweep_is_every_registered_method_less_those_that_opt_out(tmp_path, monkeypatch):
+    from regbench.cli.precheck import combinations
+    from regbench.core.registry import known, sweep_params
+
+    methods = tmp_path / "plugin" / "configs" / "method"
+    methods.mkdir(parents=True)
+    (methods / "joins_tv.yaml").write_text("name: joins_tv\nmodel: {_target_: regbench.methods.tv.TV}\ntrain: null\n")
+    (methods / "hidden_tv.yaml").write_text(
+        "name: hidden_tv\nsweep: false\nmodel: {_target_: regbench.methods.tv.TV}\ntrain: null\n")
+    monkeypatch.setenv("REGBENCH_PLUGINS", str(tmp_path / "plugin"))
+    swept = sweep_params("default")["method"]
+    assert "joins_tv" in swept and "hidden_tv" not in swept and "hidden_tv" in known("method")
+    assert set(swept) == set(known("method")) - {"hidden_tv"}
+    jobs = combinations(["-m", "experiment=default"])
+    assert ["experiment=default", "method=joins_tv", "task=denoise_bsd68"] in jobs and len(jobs) == len(swept)

@@ -65,7 +65,6 @@ def test_tv_reconstruction_lowers_its_energy():
     import deepinv as dinv
 
     physics = dinv.physics.Denoising()
-    physics.data_lipschitz = 1.0
     m = TV(lam=0.05)
     x, info = m.reconstruct(y, physics, y.clone(), {"tol": 1e-5, "max_iter": 50})
     energy = lambda z: 0.5 * ((z - y) ** 2).sum() + 0.05 * m.reg_energy(z).sum()
@@ -81,7 +80,6 @@ def test_compiled_ridge_gradient_gives_the_same_reconstruction():
         m.spline.raw.normal_(0.0, 1.0)
     y = _denoising_problem(2).float()
     physics = dinv.physics.Denoising()
-    physics.data_lipschitz = 1.0
     solver = {"tol": 1e-6, "max_iter": 500}
     eager, info_eager = m.reconstruct(y, physics, y.clone(), solver)
     fast, info_fast = m.reconstruct(y, physics, y.clone(), {**solver, "compile": True})

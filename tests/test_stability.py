@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from regbench.probes.families import NoiseDecay, OperatorMismatch, Probe, WorstCase
+from regbench.probes import NoiseDecay, OperatorMismatch, Probe, WorstCase
 
 needs_data = pytest.mark.skipif(not os.environ.get("REGBENCH_DATA"), reason="REGBENCH_DATA not set")
 

@@ -15,6 +15,7 @@ import logging
 from regbench.calibration import cache as calibrations
 from regbench.training import checkpoints
 from regbench.core.instantiate import build
+from regbench.core.registry import compose
 from regbench.evaluation.runner import reconstruct_options, weights_key
 
 log = logging.getLogger("regbench")
@@ -23,10 +24,7 @@ log = logging.getLogger("regbench")
 def calibration_of(overrides: list[str]):
     """(config, calibration key) of a combination as the runner computes them, or (config, None)
     when the method calibrates nothing or its checkpoint is missing (it never trains)."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(checkpoints.REPO_ROOT / "configs"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+    cfg = compose(overrides)
     method = build(cfg.method.model)
     if not method.calibration_space():
         return cfg, None

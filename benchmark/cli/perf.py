@@ -27,9 +27,10 @@ import torch
 from regbench.training.checkpoints import REPO_ROOT, training_spec
 from regbench.core.device import resolve_device
 from regbench.core.instantiate import build
+from regbench.core.registry import compose as compose_config
 from regbench.evaluation.metrics import image_metrics
 from regbench.core.provenance import device_name, git_rev
-from regbench.evaluation.runner import convergence_options, fit_hyperparameters, prepare_weights
+from regbench.evaluation.runner import convergence_options, fit_hyperparameters, prepare_weights, reconstruct
 from regbench.results.store import atomic_write, atomic_write_text
 from regbench.datasets.patches import PatchSampler
 
@@ -39,10 +40,7 @@ REFERENCE = {"tol": 1e-6, "max_iter": 20000, "restart": False, "compile": False}
 
 
 def compose(method: str, profile: str):
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "configs"), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=[f"method={method}", f"profile={profile}", "progress=false"])
+    return compose_config([f"method={method}", f"profile={profile}", "progress=false"])
 
 
 def timed(fn):
@@ -68,12 +66,12 @@ def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
     energy = convergence_options(cfg)[0] if getattr(method, "energy_based", False) else {}
     rows = []
     for s in task.samples("test", n_images, crop, cfg.seed, device):
-        method.reconstruct(s.y, s.physics, s.x0, {**fast, **energy})  # warm-up: compilation and caches are not solve time
-        (x, info), seconds = timed(lambda: method.reconstruct(s.y, s.physics, s.x0, fast))
+        reconstruct(method, s, {**fast, **energy})  # warm-up: compilation and caches are not solve time
+        (x, info), seconds = timed(lambda: reconstruct(method, s, fast))
         info_energy, seconds_energy = {}, float("nan")
         if energy:  # what a benchmark row runs: the same solve, tracking the energy
-            (_, info_energy), seconds_energy = timed(lambda: method.reconstruct(s.y, s.physics, s.x0, {**fast, **energy}))
-        (x_ref, info_ref), seconds_ref = timed(lambda: method.reconstruct(s.y, s.physics, s.x0, REFERENCE))
+            (_, info_energy), seconds_energy = timed(lambda: reconstruct(method, s, {**fast, **energy}))
+        (x_ref, info_ref), seconds_ref = timed(lambda: reconstruct(method, s, REFERENCE))
         psnr, psnr_ref = image_metrics(x, s.x)["psnr"], image_metrics(x_ref, s.x)["psnr"]
         rows.append({"method": cfg.method.name, "image_id": s.image_id, "height": s.x.shape[-2], "width": s.x.shape[-1],
                      "seconds": seconds, "iterations": info["iterations"], "psnr": psnr, "tol": fast["tol"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from regbench.core.registry import RegistryError, _yaml
+from regbench.core.registry import RegistryError, register_resolvers, sweep_params
 from regbench.core.validate import ConfigError, validate
 
 MAX_COMBINATIONS = 256  # beyond this, check the first ones only (composition is ~50 ms each)
@@ -30,10 +30,9 @@ def combinations(args: list[str]) -> list[list[str]]:
             fixed.append(arg)
     experiment = next((a.split("=", 1)[1] for a in args if a.startswith("experiment=")), None)
     if multirun and experiment not in (None, "null", ""):
-        params = _yaml("experiment", experiment).get("hydra", {}).get("sweeper", {}).get("params", {}) or {}
-        for key, value in params.items():
+        for key, values in sweep_params(experiment).items():
             if key not in given:
-                axes.append([f"{key}={v.strip()}" for v in str(value).split(",")])
+                axes.append([f"{key}={v}" for v in values])
     return [fixed + list(combo) for combo in itertools.product(*axes)] if axes else [fixed]
 
 
@@ -89,6 +88,7 @@ def check_sweep(args: list[str], searchpath: list[str]) -> int:
 
     from regbench.core.registry import CONFIG_DIR
 
+    register_resolvers()
     combos = combinations(args)[:MAX_COMBINATIONS]
     seen: set = set()
     GlobalHydra.instance().clear()

@@ -13,7 +13,14 @@ import time
 import hydra
 from omegaconf import DictConfig
 
-from regbench.core.registry import CONFIG_DIR, RegistryError, check_overrides, check_pairs, hydra_searchpath_override
+from regbench.core.registry import (
+    CONFIG_DIR,
+    RegistryError,
+    check_overrides,
+    check_pairs,
+    hydra_searchpath_override,
+    register_resolvers,
+)
 from regbench.cli.precheck import check_sweep
 from regbench.core.validate import ConfigError
 
@@ -26,6 +33,7 @@ def main(cfg: DictConfig):
     from regbench.evaluation.runner import run  # heavy imports after argument checks
 
     tune_malloc()  # again in each launcher worker process
+    register_resolvers()
 
     try:
         return run(cfg)
@@ -46,6 +54,7 @@ def check_out(args: list[str]) -> None:
 def cli(argv: list[str] | None = None) -> None:
     """Check the overrides, then hand them to Hydra (which reads sys.argv)."""
     args = sys.argv[1:] if argv is None else list(argv)
+    register_resolvers()
     try:
         check_overrides(args)
         check_pairs(args)

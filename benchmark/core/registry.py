@@ -65,6 +65,36 @@ def _yaml(group: str, name: str):
     raise RegistryError(f"unknown {group} {name!r}; known {group}s: {', '.join(known(group))}")
 
 
+def sweep_members(group: str) -> list[str]:
+    """The registered names of `group` that a default sweep covers: all of them, less those
+    whose YAML says `sweep: false`."""
+    return [name for name in known(group) if _yaml(group, name).get("sweep", True) is not False]
+
+
+def register_resolvers() -> None:
+    """`${registered:method}` in a config (an experiment's sweep) is every method of the registry
+    that joins default sweeps, comma-separated: the sweep list is never typed by hand."""
+    if not OmegaConf.has_resolver("registered"):
+        OmegaConf.register_new_resolver("registered", lambda group: ",".join(sweep_members(group)))
+
+
+def sweep_params(experiment: str) -> dict[str, list[str]]:
+    """The axes an experiment sweeps (`hydra.sweeper.params`), resolved: group -> names."""
+    register_resolvers()
+    params = OmegaConf.select(_yaml("experiment", experiment), "hydra.sweeper.params") or {}
+    params = OmegaConf.to_container(params, resolve=True)
+    return {k: [v.strip() for v in str(value).split(",")] for k, value in params.items()}
+
+
+def compose(overrides: list[str]):
+    """The full config of one run, composed as the command line composes it."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=[*overrides, *hydra_searchpath_override()])
+
+
 def method_yaml(name: str):
     """configs/method/<name>.yaml (of the repository or a plugin root), unresolved."""
     return _yaml("method", name)
@@ -87,9 +117,9 @@ def _choices(args: list[str], group: str) -> list[str]:
     for arg in args:
         key, sep, value = arg.partition("=")
         if sep and key == "experiment" and value not in ("null", ""):
-            params = OmegaConf.select(_yaml("experiment", value), "hydra.sweeper.params") or {}
+            params = sweep_params(value)
             if group in params:
-                return [v.strip() for v in str(params[group]).split(",")]
+                return params[group]
     default = {"method": "tv", "task": "denoise_bsd68"}[group]
     return [default]
 

@@ -163,7 +163,8 @@ def prepare_weights(cfg: DictConfig, method, device: torch.device) -> dict:
 
 
 def reconstruct(method, sample, solver: dict):
-    return method.reconstruct(sample.y, sample.physics, sample.x0, solver)
+    """The method's reconstruction of a sample, told the operator facts its task states."""
+    return method.reconstruct(sample.y, sample.physics, sample.x0, {**solver, "operator": sample.operator})
 
 
 def guarded_reconstruct(method, sample, solver: dict):

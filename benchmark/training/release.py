@@ -19,17 +19,31 @@ from regbench.calibration import cache as calibrations
 from regbench.training import checkpoints
 from regbench.core.device import resolve_device
 from regbench.core.instantiate import build
+from regbench.core.registry import compose, method_yaml, sweep_members
 from regbench.evaluation.runner import cpu_state, fit_hyperparameters, reconstruct_options, snapshot_path, train_method
 
 log = logging.getLogger("regbench")
-DEFAULT_METHODS = ("crr", "wcrr", "pnp_drunet", "diffpir", "deal")  # dps shares diffpir's diffusion prior
+
+
+def released_methods() -> list[str]:
+    """The methods whose weights are released: every trained method of the default sweep, one per
+    checkpoint name (DPS shares DiffPIR's diffusion prior), warm-start sources before their users."""
+    chosen, names = [], set()
+    for method in sweep_members("method"):
+        train = method_yaml(method).get("train")
+        if train is None:
+            continue
+        shared = train.get("weights")
+        name = shared["name"] if shared else method
+        if name not in names:
+            names.add(name)
+            chosen.append(method)
+    starts_from = {m: method_yaml(m).train.get("init") for m in chosen}
+    return sorted(chosen, key=lambda m: (starts_from[m] is not None, chosen.index(m)))
 
 
 def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), from_cache: bool = False) -> dict:
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(checkpoints.REPO_ROOT / "configs"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"method={method}", f"profile={profile}", "retrain=true", *overrides])
+    cfg = compose([f"method={method}", f"profile={profile}", "retrain=true", *overrides])
     spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
     key, name = checkpoints.checkpoint_key(spec), checkpoints.weights_name(spec)
     device = resolve_device(str(cfg.device))
@@ -66,6 +80,6 @@ def main(argv: list[str]) -> None:
     profile = next((a.split("=", 1)[1] for a in argv if a.startswith("profile=")), "cpu")
     from_cache = any(a == "from_cache=true" for a in argv)
     rest = tuple(a for a in argv if not a.startswith(("method=", "profile=", "from_cache=")))
-    for name in (",".join(methods).split(",") if methods else DEFAULT_METHODS):
+    for name in (",".join(methods).split(",") if methods else released_methods()):
         entry = release(name, profile, rest, from_cache)
         log.info("%s: released %s (%.1f min, calibration %.2f dB)", name, entry["file"], entry["train_minutes"], entry["calibration"]["psnr"])
