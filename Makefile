@@ -11,7 +11,7 @@ LOGGER   ?= wandb
 RESULTS  ?=
 STAMP    := $(VENV)/.installed
 
-.PHONY: install benchmark leaderboard test smoke perf train-release clean
+.PHONY: install benchmark leaderboard test test-slow lint smoke perf train-release clean
 
 install: $(STAMP)
 
@@ -42,8 +42,16 @@ leaderboard: install
 smoke:
 	$(MAKE) benchmark PROFILE=smoke
 
+# the fast tier (what a change must keep green, under 10 minutes on 2 cores); test-slow: the rest
 test: install
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q tests -m "not slow"
+
+test-slow: install
+	$(VENV)/bin/pytest -q tests -m slow
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # speed: benchmark vs reference solves, training throughput, smoke sweep time
 perf: install

@@ -1,4 +1,5 @@
 """`python -m regbench ...` is the `regbench` command."""
+
 from regbench.cli.main import main
 
 raise SystemExit(main())

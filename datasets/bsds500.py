@@ -5,6 +5,7 @@ Looked for under <root>/BSDS500/images/{train,val,test}; <root> is the config ke
 When missing, the canonical archive is downloaded (md5-checked) if
 `data.download` is true; that is the only network access regbench ever makes.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,7 @@ def extract_archive(archive: Path, root: Path) -> None:
         with zipfile.ZipFile(archive) as zf:
             for member in zf.namelist():
                 if member.startswith(ARCHIVE_PREFIX) and member.endswith(".jpg"):
-                    rel = Path(member[len(ARCHIVE_PREFIX):])
+                    rel = Path(member[len(ARCHIVE_PREFIX) :])
                     (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                     with zf.open(member) as src, open(tmp / rel, "wb") as dst:
                         shutil.copyfileobj(src, dst)

@@ -5,6 +5,7 @@ text, textures, microscopy and astronomy from `skimage/data` (shipped inside the
 scikit-image wheel), and random-ellipse / Shepp-Logan phantoms (deepinv's
 generators, seeded so every run sees the same phantoms).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,10 +17,15 @@ from regbench.datasets.images import ImageSet
 
 # id -> file inside skimage/data; grouped as the probe documents them
 SKIMAGE_OOD = {
-    "text": "text.png", "page": "page.png",                                       # text
-    "brick": "brick.png", "grass": "grass.png", "gravel": "gravel.png",           # textures
-    "cell": "cell.png", "microaneurysms": "microaneurysms.png",                   # microscopy
-    "moon": "moon.png", "hubble_deep_field": "hubble_deep_field.jpg",             # astronomy
+    "text": "text.png",
+    "page": "page.png",  # text
+    "brick": "brick.png",
+    "grass": "grass.png",
+    "gravel": "gravel.png",  # textures
+    "cell": "cell.png",
+    "microaneurysms": "microaneurysms.png",  # microscopy
+    "moon": "moon.png",
+    "hubble_deep_field": "hubble_deep_field.jpg",  # astronomy
 }
 
 

@@ -32,6 +32,7 @@ astra's CPU backend ignores detector shifts in its plain parallel-beam geometry,
 the shifted parallel geometry is handed to it as a `parallel_vec` geometry
 (`_astra_parallel_vec`; checked against the nominal operator in the tests).
 """
+
 from __future__ import annotations
 
 import functools
@@ -64,10 +65,14 @@ def backend(device: torch.device | str | None = None, geometry: str = "parallel"
     if tomo.ASTRA_CUDA_AVAILABLE:  # an astra build with CUDA only (seen on an H100 machine): host arrays work too
         return "astra_cuda"
     if geometry == "parallel" and tomo.SKIMAGE_AVAILABLE:
-        warnings.warn("CT parallel beam on ODL's skimage backend: its back-projection is not the exact adjoint "
-                      "(adjoint test gap about 0.3, measured); install astra-toolbox for results comparable to the leaderboard")
+        warnings.warn(
+            "CT parallel beam on ODL's skimage backend: its back-projection is not the exact adjoint "
+            "(adjoint test gap about 0.3, measured); install astra-toolbox for results comparable to the leaderboard"
+        )
         return "skimage"
-    raise RuntimeError(f"no ODL ray-transform backend for {geometry} beam: install astra-toolbox (pip install astra-toolbox)")
+    raise RuntimeError(
+        f"no ODL ray-transform backend for {geometry} beam: install astra-toolbox (pip install astra-toolbox)"
+    )
 
 
 def _space(size: int):
@@ -84,14 +89,28 @@ def make_geometry(geometry: str, size: int, angles: int, src_radius: float = 2.0
     if geometry == "parallel":
         return parallel
     if src_radius <= math.sqrt(2):
-        raise ValueError(f"task.src_radius={src_radius!r} is not allowed; allowed: > sqrt(2) (the source must stay outside the image square)")
+        raise ValueError(
+            f"task.src_radius={src_radius!r} is not allowed; allowed: > sqrt(2) (the source must stay "
+            "outside the image square)"
+        )
     # flat detector with as many pixels as the parallel one: about one image pixel per detector pixel at the object
-    return tomo.cone_beam_geometry(space, src_radius, det_radius, num_angles=angles, det_shape=parallel.detector.shape[0])
+    return tomo.cone_beam_geometry(
+        space, src_radius, det_radius, num_angles=angles, det_shape=parallel.detector.shape[0]
+    )
 
 
 @functools.lru_cache(maxsize=32)
-def operators(geometry: str, size: int, angles: int, oversample: int, impl: str, src_radius: float, det_radius: float,
-              fbp_filter: str, fbp_frequency_scaling: float) -> dict:
+def operators(
+    geometry: str,
+    size: int,
+    angles: int,
+    oversample: int,
+    impl: str,
+    src_radius: float,
+    det_radius: float,
+    fbp_filter: str,
+    fbp_frequency_scaling: float,
+) -> dict:
     """The reconstruction operator (normalized), the finer simulation operator (same
     normalization) and the FBP, for one geometry at one size (cached)."""
     geom = make_geometry(geometry, size, angles, src_radius, det_radius)
@@ -124,8 +143,14 @@ def perturbed_geometry(geom, jitter: np.ndarray, offset: float):
     dpart = odl.uniform_partition(d.min_pt + offset, d.max_pt + offset, d.shape)
     if isinstance(geom, tomo.Parallel2dGeometry):
         return tomo.Parallel2dGeometry(apart, dpart, det_pos_init=geom.det_pos_init)
-    return tomo.FanBeamGeometry(apart, dpart, geom.src_radius, geom.det_radius, src_to_det_init=geom.src_to_det_init,
-                                det_axis_init=geom.det_axis_init)
+    return tomo.FanBeamGeometry(
+        apart,
+        dpart,
+        geom.src_radius,
+        geom.det_radius,
+        src_to_det_init=geom.src_to_det_init,
+        det_axis_init=geom.det_axis_init,
+    )
 
 
 def _astra_parallel_vec(geom) -> dict:
@@ -149,13 +174,30 @@ class CTTask(Task):
     mismatch = "angles jittered by U[-0.7, 0.7] x |level| degrees, detector shifted by level/2 pixels"
     jitter_deg, offset_px = 0.7, 0.5  # per unit of level
 
-    def __init__(self, train: ImageSet, calib: ImageSet, test: ImageSet, name: str = "ct", geometry: str = "parallel",
-                 angles: int = 60, size: int = 128, noise: float = 0.05, oversample: int = 2, impl: str | None = None,
-                 src_radius: float = 2.0, det_radius: float = 2.0, fbp_filter: str = "Hann", fbp_frequency_scaling: float = 1.0):
+    def __init__(
+        self,
+        train: ImageSet,
+        calib: ImageSet,
+        test: ImageSet,
+        name: str = "ct",
+        geometry: str = "parallel",
+        angles: int = 60,
+        size: int = 128,
+        noise: float = 0.05,
+        oversample: int = 2,
+        impl: str | None = None,
+        src_radius: float = 2.0,
+        det_radius: float = 2.0,
+        fbp_filter: str = "Hann",
+        fbp_frequency_scaling: float = 1.0,
+    ):
         if not noise >= 0:
             raise ValueError(f"task.noise={noise!r} is out of range; allowed: a relative noise level >= 0")
         if not (isinstance(oversample, int) and oversample >= 1):
-            raise ValueError(f"task.oversample={oversample!r} is not allowed; allowed: an integer >= 1 (2 or more avoids the inverse crime)")
+            raise ValueError(
+                f"task.oversample={oversample!r} is not allowed; allowed: an integer >= 1 (2 or more "
+                "avoids the inverse crime)"
+            )
         make_geometry(geometry, 8, angles, src_radius, det_radius)  # fail on bad geometry keys now, not mid-sweep
         super().__init__(name=name, train=train, calib=calib, test=test)
         self.geometry, self.angles, self.size, self.noise = geometry, angles, int(size), float(noise)
@@ -170,8 +212,17 @@ class CTTask(Task):
         return min(crop or self.size, self.size)
 
     def operators(self, size: int, device=None) -> dict:
-        return operators(self.geometry, size, self.angles, self.oversample, self.impl or backend(device, self.geometry),
-                         self.src_radius, self.det_radius, self.fbp_filter, self.fbp_frequency_scaling)
+        return operators(
+            self.geometry,
+            size,
+            self.angles,
+            self.oversample,
+            self.impl or backend(device, self.geometry),
+            self.src_radius,
+            self.det_radius,
+            self.fbp_filter,
+            self.fbp_frequency_scaling,
+        )
 
     def _render_fine(self, split: str, image_id: str, size: int) -> torch.Tensor:
         images = self.split(split)
@@ -198,13 +249,17 @@ class CTTask(Task):
     def physics(self, size: int, sigma: float, seed: int, device) -> OdlPhysics:
         ops = self.operators(size, device)
         rng = torch.Generator(device=device).manual_seed(seed)
-        physics = OdlPhysics(ops["A"], pseudo_inverse=ops["fbp"], noise_model=GaussianNoise(sigma=sigma, rng=rng)).to(device)
+        physics = OdlPhysics(ops["A"], pseudo_inverse=ops["fbp"], noise_model=GaussianNoise(sigma=sigma, rng=rng)).to(
+            device
+        )
         return physics
 
     def mismatch_geometry(self, size: int, split: str, image_id: str, seed: int, level):
         """The perturbed geometry of operator_mismatch at `level` (jitter drawn once per image)."""
         nominal = make_geometry(self.geometry, size, self.angles, self.src_radius, self.det_radius)
-        u = np.random.default_rng(stable_seed("mismatch", self.name, split, image_id, seed)).uniform(-1.0, 1.0, self.angles)
+        u = np.random.default_rng(stable_seed("mismatch", self.name, split, image_id, seed)).uniform(
+            -1.0, 1.0, self.angles
+        )
         jitter = np.deg2rad(self.jitter_deg * abs(level)) * u
         return perturbed_geometry(nominal, jitter, self.offset_px * level * nominal.det_partition.cell_sides[0])
 
@@ -213,7 +268,9 @@ class CTTask(Task):
         geom = self.mismatch_geometry(size, split, image_id, seed, level)
         impl = self.impl or backend(device, self.geometry)
         if impl == "skimage" and level:
-            raise ValueError(f"task {self.name}: operator mismatch needs astra (a detector shift), not the skimage backend")
+            raise ValueError(
+                f"task {self.name}: operator mismatch needs astra (a detector shift), not the skimage backend"
+            )
         if impl == "astra_cpu" and isinstance(geom, tomo.Parallel2dGeometry):
             geom.implementation_cache["astra_cpu"] = _astra_parallel_vec(geom)  # ODL's plain 'parallel' drops the shift
         op = tomo.RayTransform(_space(size * self.oversample), geom, impl=impl)
@@ -238,10 +295,20 @@ class CTTask(Task):
         sigma = self.noise * noise_scale * float(clean.abs().mean())
         physics = self.physics(size, sigma, stable_seed(self.name, split, image_id, seed), x.device)
         if mismatch:
-            clean = self.perturbed_simulation(size, split, image_id, seed, mismatch, x.device).apply(fine.to(x)).unsqueeze(0)
+            clean = (
+                self.perturbed_simulation(size, split, image_id, seed, mismatch, x.device)
+                .apply(fine.to(x))
+                .unsqueeze(0)
+            )
         y = physics.noise(clean)
         return y, physics, physics.A_dagger(y)
 
     def describe(self) -> dict:
-        return {**super().describe(), "geometry": self.geometry, "angles": self.angles, "size": self.size,
-                "noise": self.noise, "oversample": self.oversample}
+        return {
+            **super().describe(),
+            "geometry": self.geometry,
+            "angles": self.angles,
+            "size": self.size,
+            "noise": self.noise,
+            "oversample": self.oversample,
+        }

@@ -12,6 +12,7 @@ Operator mismatch (level l): the data are blurred by the kernel drawn with the s
 random state and its width times (1 + 0.2 l): the std of a Gaussian generator
 (`sigma_min`/`sigma_max`), the trajectory spread `sigma` of a motion generator.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,7 +24,6 @@ from deepinv.physics import BlurFFT
 from regbench.datasets.images import ImageSet
 from regbench.datasets.linear_task import LinearTask
 
-
 WIDTH_KEYS = {"GaussianBlurGenerator": ("sigma_min", "sigma_max"), "MotionBlurGenerator": ("sigma",)}
 
 
@@ -33,10 +33,15 @@ class DeblurTask(LinearTask):
     mismatch = "kernel width x (1 + 0.2 level)"
     width_step = 0.2
 
-    def __init__(self, kernels: Callable, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, name: str = "deblur"):
+    def __init__(
+        self, kernels: Callable, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, name: str = "deblur"
+    ):
         super().__init__(sigma=sigma, train=train, calib=calib, test=test, name=name)
         if not callable(kernels):
-            raise ValueError(f"task.spec.kernels={kernels!r} is not allowed; allowed: a deepinv PSF generator config with _partial_: true")
+            raise ValueError(
+                f"task.spec.kernels={kernels!r} is not allowed; allowed: a deepinv PSF generator "
+                "config with _partial_: true"
+            )
         self.kernels = kernels
 
     def kernel(self, rng: torch.Generator, device, width: float = 1.0) -> torch.Tensor:
@@ -45,8 +50,10 @@ class DeblurTask(LinearTask):
         if width != 1.0:
             name = getattr(getattr(make, "func", make), "__name__", type(make).__name__)
             if name not in WIDTH_KEYS or not isinstance(make, functools.partial):
-                raise ValueError(f"task {self.name}: operator mismatch scales the kernel width of "
-                                 f"{', '.join(WIDTH_KEYS)} only, not {name}")
+                raise ValueError(
+                    f"task {self.name}: operator mismatch scales the kernel width of "
+                    f"{', '.join(WIDTH_KEYS)} only, not {name}"
+                )
             widths = {k: self._scaled(make.keywords[k], width) for k in WIDTH_KEYS[name] if k in make.keywords}
             make = functools.partial(make, **widths)
         psf = make(rng=rng, device=device).step(batch_size=1)["filter"]
@@ -59,11 +66,15 @@ class DeblurTask(LinearTask):
     def perturbed_operator(self, x, physics, rng, level):
         factor = 1.0 + self.width_step * level
         if factor <= 0:
-            raise ValueError(f"task {self.name}: operator_mismatch level {level} makes the kernel width {factor:g} x nominal")
+            raise ValueError(
+                f"task {self.name}: operator_mismatch level {level} makes the kernel width {factor:g} x nominal"
+            )
         return BlurFFT(img_size=tuple(x.shape[1:]), filter=self.kernel(rng, x.device, factor), device=x.device).A
 
     def operator(self, x: torch.Tensor, rng: torch.Generator, noise):
-        physics = BlurFFT(img_size=tuple(x.shape[1:]), filter=self.kernel(rng, x.device), device=x.device, noise_model=noise)
+        physics = BlurFFT(
+            img_size=tuple(x.shape[1:]), filter=self.kernel(rng, x.device), device=x.device, noise_model=noise
+        )
         return physics
 
     def initializer(self, y: torch.Tensor, physics) -> torch.Tensor:

@@ -3,6 +3,7 @@
 The noise of each image is fixed by (task, split, image id, seed), so every
 method sees exactly the same measurements; the initializer is y itself (A^T y).
 """
+
 from __future__ import annotations
 
 import deepinv as dinv
@@ -26,7 +27,9 @@ class DenoisingTask(Task):
 
     def physics(self, seed: int, device, noise_scale: float = 1.0) -> dinv.physics.Physics:
         rng = torch.Generator(device=device).manual_seed(seed)
-        physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(sigma=self.sigma * noise_scale, rng=rng), device=device).to(device)
+        physics = dinv.physics.Denoising(
+            dinv.physics.GaussianNoise(sigma=self.sigma * noise_scale, rng=rng), device=device
+        ).to(device)
         return physics
 
     def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int, noise_scale: float = 1.0):

@@ -11,6 +11,7 @@ Parameters per phantom (DIVal's recipe): number of ellipses ~ min(Poisson(40), 7
 value ~ U(-0.4, 1), semi-axes ~ 0.2 * Exp(1), centre ~ U(-0.9, 0.9)^2,
 rotation ~ U(0, 2 pi), on the square [-1, 1]^2.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,11 +24,15 @@ from regbench.datasets.images import ImageSet
 
 
 class EllipsePhantoms(ImageSet):
-    def __init__(self, split: str, n: int, size: int = 128, seed: int = 0, mean_ellipses: float = 40.0, max_ellipses: int = 70):
+    def __init__(
+        self, split: str, n: int, size: int = 128, seed: int = 0, mean_ellipses: float = 40.0, max_ellipses: int = 70
+    ):
         if not (isinstance(n, int) and n > 0):
             raise ValueError(f"EllipsePhantoms n={n!r} is not allowed; allowed: an integer > 0 (images in the split)")
         if not (isinstance(size, int) and size >= 8):
-            raise ValueError(f"EllipsePhantoms size={size!r} is not allowed; allowed: an integer >= 8 (pixels per side)")
+            raise ValueError(
+                f"EllipsePhantoms size={size!r} is not allowed; allowed: an integer >= 8 (pixels per side)"
+            )
         self.split, self.n, self.size, self.seed = split, n, size, int(seed)
         self.mean_ellipses, self.max_ellipses = float(mean_ellipses), int(max_ellipses)
         self.name = f"ellipses-{split}"
@@ -53,7 +58,9 @@ class EllipsePhantoms(ImageSet):
 
     def render_fine(self, image_id: str, size: int) -> torch.Tensor:
         space = odl.uniform_discr([-1, -1], [1, 1], (size, size), dtype="float32")
-        img = np.asarray(odl.core.phantom.ellipsoid_phantom(space, self.parameters(image_id)).asarray(), dtype=np.float32)
+        img = np.asarray(
+            odl.core.phantom.ellipsoid_phantom(space, self.parameters(image_id)).asarray(), dtype=np.float32
+        )
         img = np.clip(img, 0.0, None)
         peak = float(img.max())
         return torch.from_numpy(img / peak if peak > 0 else img).unsqueeze(0)

@@ -14,6 +14,7 @@ when one is given, and unpacked; otherwise the error says how to get the data.
 Use it as an MRI task's data, e.g.
   task=mri_x4_bsd68 task.spec.test._target_=regbench.datasets.fastmri.FastMRIKnee +task.spec.test.split=val ...
 """
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,9 @@ def download_archive(url: str, folder: Path, md5: str | None) -> None:
     try:
         urllib.request.urlretrieve(url, archive)
         if md5 and md5sum(archive) != md5:
-            raise DataMissingError(f"fastMRI archive from the given url has md5 {md5sum(archive)}, expected {md5}; not using it")
+            raise DataMissingError(
+                f"fastMRI archive from the given url has md5 {md5sum(archive)}, expected {md5}; not using it"
+            )
         with tarfile.open(archive) as tf:
             tf.extractall(tmp, filter="data")
         volumes = list(tmp.rglob("*.h5"))
@@ -59,8 +62,16 @@ def download_archive(url: str, folder: Path, md5: str | None) -> None:
 
 
 class FastMRIKnee(ImageSet):
-    def __init__(self, split: str = "val", slices: int = 1, n: int | None = None, root: str | None = None,
-                 download: bool = True, url: str | None = None, md5: str | None = None):
+    def __init__(
+        self,
+        split: str = "val",
+        slices: int = 1,
+        n: int | None = None,
+        root: str | None = None,
+        download: bool = True,
+        url: str | None = None,
+        md5: str | None = None,
+    ):
         if split not in SPLITS:
             raise ValueError(f"FastMRIKnee split={split!r} is not allowed; allowed values: {', '.join(SPLITS)}")
         import h5py
@@ -74,8 +85,10 @@ class FastMRIKnee(ImageSet):
                 download_archive(url, folder, md5)
             else:
                 raise DataMissingError(
-                    f"fastMRI single-coil knee {split} volumes not found in {folder}. Fix: request the data at {AGREEMENT} "
-                    f"(data use agreement), then unpack knee_singlecoil_{split}.tar.xz there, or pass its signed link as "
+                    f"fastMRI single-coil knee {split} volumes not found in {folder}. Fix: request "
+                    f"the data at {AGREEMENT} "
+                    f"(data use agreement), then unpack knee_singlecoil_{split}.tar.xz there, or pass "
+                    "its signed link as "
                     f"url=... (or FASTMRI_URL) with download=true."
                 )
         self._index: dict[str, tuple[Path, int]] = {}

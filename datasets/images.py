@@ -4,6 +4,7 @@ Every data source (BSDS500 splits, a user's folder, ...) is an ImageSet: it
 lists image ids and loads one as a (1, H, W) float tensor. Grayscale follows
 ITU-R 601 luma (PIL's convert("L")), as BSD68 benchmarks do.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,7 +46,9 @@ class ImageFolder(ImageSet):
         self.root = Path(path).expanduser()
         self.name = name or self.root.name
         if not self.root.is_dir():
-            raise DataMissingError(f"image folder {self.root} does not exist (set task.test.path to a folder of images)")
+            raise DataMissingError(
+                f"image folder {self.root} does not exist (set task.test.path to a folder of images)"
+            )
         self._files = {p.stem: p for p in sorted(self.root.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS}
         if not self._files:
             raise DataMissingError(f"image folder {self.root} holds no images ({', '.join(IMAGE_EXTENSIONS)})")

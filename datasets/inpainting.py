@@ -10,6 +10,7 @@ zeros (9 dB) a PnP denoiser sees a 50% black-pixel pattern no Gaussian noise lev
 describes and never recovers (20 dB on BSD68); from the fill (27 dB on the calibration
 crops) it starts where denoising makes sense. Convex methods reach the same minimizer.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,10 +26,21 @@ class InpaintingTask(LinearTask):
     kind = "inpainting"
     operator_sqnorm = 1.0  # a 0/1 mask
 
-    def __init__(self, missing: float, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, name: str = "inpaint",
-                 initializer: str = "fill", fill_width: float = 1.0):
+    def __init__(
+        self,
+        missing: float,
+        sigma: float,
+        train: ImageSet,
+        calib: ImageSet,
+        test: ImageSet,
+        name: str = "inpaint",
+        initializer: str = "fill",
+        fill_width: float = 1.0,
+    ):
         if not 0 <= missing < 1:
-            raise ValueError(f"task.missing={missing!r} is not allowed; allowed: a fraction of missing pixels in [0, 1)")
+            raise ValueError(
+                f"task.missing={missing!r} is not allowed; allowed: a fraction of missing pixels in [0, 1)"
+            )
         if initializer not in ("fill", "zeros"):
             raise ValueError(f"task.initializer={initializer!r} is not allowed; allowed: fill, zeros")
         if not fill_width > 0:
@@ -37,7 +49,9 @@ class InpaintingTask(LinearTask):
         self.missing, self.init_kind, self.fill_width = float(missing), initializer, float(fill_width)
 
     def operator(self, x: torch.Tensor, rng: torch.Generator, noise):
-        physics = Inpainting(img_size=tuple(x.shape[1:]), mask=1.0 - self.missing, device=x.device, rng=rng, noise_model=noise)
+        physics = Inpainting(
+            img_size=tuple(x.shape[1:]), mask=1.0 - self.missing, device=x.device, rng=rng, noise_model=noise
+        )
         return physics
 
     def initializer(self, y: torch.Tensor, physics) -> torch.Tensor:

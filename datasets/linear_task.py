@@ -8,6 +8,7 @@ a motion kernel or a sampling mask) is drawn from generators seeded by
 reproduces it. Subclasses say how to build the operator for an image
 (`operator`) and what the initializer is (`initializer`, default A^T y).
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,7 +24,9 @@ class LinearTask(Task):
 
     def __init__(self, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, name: str = "linear"):
         if not sigma >= 0:
-            raise ValueError(f"task.sigma={sigma!r} is out of range; allowed: a noise std >= 0 on the [0, 1] image scale")
+            raise ValueError(
+                f"task.sigma={sigma!r} is out of range; allowed: a noise std >= 0 on the [0, 1] image scale"
+            )
         super().__init__(name=name, train=train, calib=calib, test=test)
         self.sigma = float(sigma)
 
@@ -51,7 +54,9 @@ class LinearTask(Task):
         noise = GaussianNoise(sigma=self.sigma * noise_scale, rng=noise_rng)
         physics = self.operator(x, operator_rng, noise).to(x.device)
         if mismatch:
-            perturbed = self.perturbed_operator(x, physics, torch.Generator(device=x.device).manual_seed(seed), mismatch)
+            perturbed = self.perturbed_operator(
+                x, physics, torch.Generator(device=x.device).manual_seed(seed), mismatch
+            )
             y = physics.sensor(physics.noise(perturbed(x)))
         else:
             y = physics(x)

@@ -13,6 +13,7 @@ Use it as a CT task's data, e.g.
       +task.spec.test.part=test ...
 (the task resizes the slices to its reconstruction size).
 """
+
 from __future__ import annotations
 
 import os
@@ -59,8 +60,10 @@ def ensure_part(root: Path, part: str, allow_download: bool, record: str | None 
         except Exception as err:  # no network, bad checksum, disk full: say so and how to fix
             reason = f"download from {record} failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
     raise DataMissingError(
-        f"LoDoPaB-CT {part} ground truths not found in {folder} ({reason}). Fix: point REGBENCH_DATA (or data.root=...) at a "
-        f"folder holding LoDoPaB-CT/ground_truth_{part}_*.hdf5, or download ground_truth_{part}.zip ({DOWNLOAD_SIZES[part]}) "
+        f"LoDoPaB-CT {part} ground truths not found in {folder} ({reason}). Fix: point REGBENCH_DATA "
+        "(or data.root=...) at a "
+        f"folder holding LoDoPaB-CT/ground_truth_{part}_*.hdf5, or download ground_truth_{part}.zip "
+        f"({DOWNLOAD_SIZES[part]}) "
         f"from https://doi.org/10.5281/zenodo.3384092 and unzip it there."
     )
 

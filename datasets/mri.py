@@ -15,6 +15,7 @@ Operator mismatch (level l): the scanner samples the phase-encoding columns of t
 mask shifted by l lines (torch.roll along the columns, periodic) but files them
 under the nominal columns: A' x = roll(M_l F x, -l) with M_l = roll(M, l).
 """
+
 from __future__ import annotations
 
 import torch
@@ -55,23 +56,42 @@ class MRITask(LinearTask):
     operator_sqnorm = 1.0  # orthonormal FFT and a 0/1 mask holding the DC column
     mismatch = "sampled k-space columns shifted by `level` lines"
 
-    def __init__(self, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, acceleration: int = 4,
-                 center_fraction: float = 0.08, name: str = "mri"):
+    def __init__(
+        self,
+        sigma: float,
+        train: ImageSet,
+        calib: ImageSet,
+        test: ImageSet,
+        acceleration: int = 4,
+        center_fraction: float = 0.08,
+        name: str = "mri",
+    ):
         if not (isinstance(acceleration, int) and acceleration >= 1):
             raise ValueError(f"task.acceleration={acceleration!r} is not allowed; allowed: an integer >= 1")
         if not 0 < center_fraction <= 1.0 / acceleration:
-            raise ValueError(f"task.center_fraction={center_fraction!r} is not allowed; allowed: in (0, 1/acceleration]")
+            raise ValueError(
+                f"task.center_fraction={center_fraction!r} is not allowed; allowed: in (0, 1/acceleration]"
+            )
         super().__init__(sigma=sigma, train=train, calib=calib, test=test, name=name)
         self.acceleration, self.center_fraction = acceleration, float(center_fraction)
 
     def mask(self, shape, rng: torch.Generator, device) -> torch.Tensor:
-        gen = RandomMaskGenerator(img_size=(2, *shape), acceleration=self.acceleration,
-                                  center_fraction=self.center_fraction, rng=rng, device=device)
+        gen = RandomMaskGenerator(
+            img_size=(2, *shape),
+            acceleration=self.acceleration,
+            center_fraction=self.center_fraction,
+            rng=rng,
+            device=device,
+        )
         return gen.step(batch_size=1)["mask"]
 
     def operator(self, x: torch.Tensor, rng: torch.Generator, noise):
-        physics = RealImageMRI(mask=self.mask(tuple(x.shape[-2:]), rng, x.device), img_size=tuple(x.shape[-2:]),
-                               device=x.device, noise_model=noise)
+        physics = RealImageMRI(
+            mask=self.mask(tuple(x.shape[-2:]), rng, x.device),
+            img_size=tuple(x.shape[-2:]),
+            device=x.device,
+            noise_model=noise,
+        )
         return physics
 
     @staticmethod

@@ -9,6 +9,7 @@ range.cell_volume, so <A x, y> = <x, A^T y> in plain Euclidean sums (tested).
 The operator works on NumPy arrays (ODL's astra/skimage backends), so tensors
 go through the CPU; batches and channels are looped over.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,10 @@ class OdlLinear:
     def apply(self, t: torch.Tensor, transpose: bool = False) -> torch.Tensor:
         """Apply to a (..., *in_shape) tensor (or the transpose to (..., *out_shape))."""
         src, dst = (self.out_shape, self.in_shape) if transpose else (self.in_shape, self.out_shape)
-        if tuple(t.shape[-len(src):]) != src:
-            raise ValueError(f"ODL operator expects a tensor of shape (..., {', '.join(map(str, src))}), got {tuple(t.shape)}")
+        if tuple(t.shape[-len(src) :]) != src:
+            raise ValueError(
+                f"ODL operator expects a tensor of shape (..., {', '.join(map(str, src))}), got {tuple(t.shape)}"
+            )
         fn = self.transpose_np if transpose else self.forward_np
         lead = t.shape[: t.dim() - len(src)]
         flat = t.detach().reshape(-1, *src).to("cpu", torch.float32).numpy()

@@ -1,4 +1,5 @@
 """Random training patches with flips and 90-degree rotations, reproducible by seed."""
+
 from __future__ import annotations
 
 import torch
@@ -11,7 +12,9 @@ class PatchSampler:
     def __init__(self, images: ImageSet, n_images: int | None = None, seed: int = 0, device="cpu"):
         ids = images.ids()[:n_images] if n_images else images.ids()
         # uint8 in memory: BSD400 is ~60 MB this way instead of ~250 MB
-        self.images = [(images.load(i) * 255).round().to(torch.uint8) for i in tqdm(ids, desc="load patches", mininterval=5)]
+        self.images = [
+            (images.load(i) * 255).round().to(torch.uint8) for i in tqdm(ids, desc="load patches", mininterval=5)
+        ]
         self.gen = torch.Generator().manual_seed(seed)
         self.device = torch.device(device)
 

@@ -1,10 +1,12 @@
 """Tasks `sr_*`: x`factor` super-resolution: anti-alias filter, decimation, noise.
 
-deepinv's `Downsampling` (periodic boundary) with its `bicubic` (or `bilinear`, `gaussian`) filter, or `box` (the mean
-of each factor x factor block); images are trimmed to a multiple of the factor. Initializer: bicubic interpolation of y back to
-the high-resolution grid (the classical baseline). ||A||^2 depends on the filter
+deepinv's `Downsampling` (periodic boundary) with its `bicubic` (or `bilinear`, `gaussian`)
+filter, or `box` (the mean of each factor x factor block); images are trimmed to a multiple
+of the factor. Initializer: bicubic interpolation of y back to the high-resolution grid
+(the classical baseline). ||A||^2 depends on the filter
 and the image size: it is computed once per size by power iteration and cached.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +23,16 @@ FILTERS = ("bicubic", "bilinear", "gaussian", "box")
 class SuperResolutionTask(LinearTask):
     kind = "super-resolution"
 
-    def __init__(self, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, factor: int = 2,
-                 filter: str = "bicubic", name: str = "sr"):
+    def __init__(
+        self,
+        sigma: float,
+        train: ImageSet,
+        calib: ImageSet,
+        test: ImageSet,
+        factor: int = 2,
+        filter: str = "bicubic",
+        name: str = "sr",
+    ):
         if filter not in FILTERS:
             raise ValueError(f"task.filter={filter!r} is not allowed; allowed: {', '.join(FILTERS)}")
         if not (isinstance(factor, int) and factor >= 2):
@@ -43,13 +53,23 @@ class SuperResolutionTask(LinearTask):
         return x[..., : h - h % self.factor, : w - w % self.factor]
 
     def operator(self, x: torch.Tensor, rng: torch.Generator, noise):
-        physics = Downsampling(img_size=tuple(x.shape[1:]), filter=self.kernel(x.device), factor=self.factor,
-                               padding="circular", device=x.device, noise_model=noise)
+        physics = Downsampling(
+            img_size=tuple(x.shape[1:]),
+            filter=self.kernel(x.device),
+            factor=self.factor,
+            padding="circular",
+            device=x.device,
+            noise_model=noise,
+        )
         key = tuple(x.shape[1:])
         if key not in self._sqnorm:
-            with torch.random.fork_rng(devices=[]):  # deepinv's power method draws from the global RNG: keep it fixed and untouched
+            with torch.random.fork_rng(
+                devices=[]
+            ):  # deepinv's power method draws from the global RNG: keep it fixed and untouched
                 torch.manual_seed(0)
-                self._sqnorm[key] = 1.01 * float(physics.compute_sqnorm(torch.zeros_like(x), max_iter=100, tol=1e-5, verbose=False))
+                self._sqnorm[key] = 1.01 * float(
+                    physics.compute_sqnorm(torch.zeros_like(x), max_iter=100, tol=1e-5, verbose=False)
+                )
         return physics
 
     def operator_facts(self, physics, x: torch.Tensor) -> OperatorFacts:

@@ -4,6 +4,7 @@
 produced it and the initializer, for the first `n` images of a split (center
 cropped when the profile asks for small images). Subclasses define `measure`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -70,7 +71,9 @@ class Task:
         """The initializer the methods start from (A^T y by default; tasks override: FBP, zero-filling)."""
         return physics.A_adjoint(y)
 
-    def samples(self, split: str, n: int | None, crop: int | None, seed: int, device, noise_scale: float = 1.0) -> Iterator[Sample]:
+    def samples(
+        self, split: str, n: int | None, crop: int | None, seed: int, device, noise_scale: float = 1.0
+    ) -> Iterator[Sample]:
         images = self.split(split)
         for image_id in images.ids()[:n] if n else images.ids():
             x = self.image(split, image_id, crop).unsqueeze(0).to(device)
@@ -86,7 +89,8 @@ class Task:
         return OperatorFacts(identity=self.identity_operator, sqnorm=self.operator_sqnorm)
 
     def image(self, split: str, image_id: str, crop: int | None) -> torch.Tensor:
-        """The ground truth (C, H, W) at the profile's size; tasks whose data is rendered (CT phantoms) override this."""
+        """The ground truth (C, H, W) at the profile's size; tasks whose data is rendered (CT phantoms)
+        override this."""
         return center_crop(self.split(split).load(image_id), crop)
 
     def foreign_image(self, x: torch.Tensor, crop: int | None) -> torch.Tensor:
@@ -95,5 +99,11 @@ class Task:
         return center_crop(x, min(crop, *x.shape[-2:]) if crop else None)
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "train": self.train.name, "calib": self.calib.name, "test": self.test.name,
-                "adaptation": self.adaptation, "data_range": "ground truth" if self.max_pixel is None else [0, self.max_pixel]}
+        return {
+            "kind": self.kind,
+            "train": self.train.name,
+            "calib": self.calib.name,
+            "test": self.test.name,
+            "adaptation": self.adaptation,
+            "data_range": "ground truth" if self.max_pixel is None else [0, self.max_pixel],
+        }

@@ -5,6 +5,7 @@ The record's JSON (`<record api url>`) lists each file with its key, its
 next to the target, checked, and only then moved into place. No partial or
 unchecked file is ever left behind.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,10 +43,14 @@ def fetch(record_url: str, key: str, target: Path) -> Path:
     """Download file `key` of the record to `target`, md5-checked against the record."""
     files = record_files(record_url)
     if key not in files:
-        raise DataMissingError(f"Zenodo record {record_url} has no file {key!r}; it has {', '.join(sorted(files)) or 'none'}")
+        raise DataMissingError(
+            f"Zenodo record {record_url} has no file {key!r}; it has {', '.join(sorted(files)) or 'none'}"
+        )
     entry = files[key]
     if not entry["md5"] or not entry["url"]:
-        raise DataMissingError(f"Zenodo record {record_url} gives no md5 checksum or link for {key!r}; not downloading it")
+        raise DataMissingError(
+            f"Zenodo record {record_url} gives no md5 checksum or link for {key!r}; not downloading it"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{key}-")
     os.close(fd)
@@ -54,7 +59,9 @@ def fetch(record_url: str, key: str, target: Path) -> Path:
         urllib.request.urlretrieve(entry["url"], tmp)
         got = md5sum(tmp)
         if got != entry["md5"]:
-            raise DataMissingError(f"{key} from {entry['url']} has md5 {got}, the record says {entry['md5']}; not using it")
+            raise DataMissingError(
+                f"{key} from {entry['url']} has md5 {got}, the record says {entry['md5']}; not using it"
+            )
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -5,6 +5,7 @@ declares its family, its hyperparameters (DIVal's idea: default, search range,
 whether changing it needs retraining) and whether it is an energy whose
 minimization can be checked for convergence. Nothing here knows about Hydra.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -138,19 +139,24 @@ class VariationalMethod(Method):
             )
         return x, solve_summary(info)
 
-
     def differentiable_reconstruct(self, y, physics, x0, x_ref, solver: dict) -> torch.Tensor:
         """Unrolled: `solver["unroll"]` (default 20) proximal-gradient steps of step 1/L with autograd on,
         warm-started at the converged x_ref (detached). Near a minimizer this follows the minimizer's local
         response to y (a truncated Neumann series of the implicit derivative); the amplification the probe
         reports always comes from converged solves."""
         lam, fidelity = self.hp["lam"], L2()
-        lip = data_lipschitz(operator_facts(solver, physics), physics, x_ref) + (lam * self.reg_lipschitz() if self.smooth_regularizer else 0.0)
+        lip = data_lipschitz(operator_facts(solver, physics), physics, x_ref) + (
+            lam * self.reg_lipschitz() if self.smooth_regularizer else 0.0
+        )
         x = x_ref.detach()
         with torch.enable_grad():
             for _ in range(int(solver.get("unroll", 20))):
                 g = fidelity.grad(x, y, physics)
-                x = x - (g + lam * self.reg_grad(x)) / lip if self.smooth_regularizer else self.reg_prox(x - g / lip, lam / lip)
+                x = (
+                    x - (g + lam * self.reg_grad(x)) / lip
+                    if self.smooth_regularizer
+                    else self.reg_prox(x - g / lip, lam / lip)
+                )
         return x
 
 
@@ -172,13 +178,20 @@ def noise_level(physics, floor: float = 0.0) -> float:
     """The Gaussian noise std of a task's measurements (its physics' noise model), at least `floor`."""
     sigma = getattr(getattr(physics, "noise_model", None), "sigma", None)
     if sigma is None:
-        raise ValueError(f"{type(physics).__name__} has no Gaussian noise model (physics.noise_model.sigma); "
-                         "denoiser-based methods need the noise level of the measurements")
+        raise ValueError(
+            f"{type(physics).__name__} has no Gaussian noise model (physics.noise_model.sigma); "
+            "denoiser-based methods need the noise level of the measurements"
+        )
     return max(float(torch.as_tensor(sigma).flatten()[0]), floor)
 
 
 def solve_summary(info: SolveInfo) -> dict:
-    out = {"iterations": info.iterations, "converged": info.converged, "rel_change": info.rel_change, "status": info.status}
+    out = {
+        "iterations": info.iterations,
+        "converged": info.converged,
+        "rel_change": info.rel_change,
+        "status": info.status,
+    }
     if info.energies:
         out["energy_monotone"] = info.monotone
     return out

@@ -34,6 +34,7 @@ results/perf.md. Reconstruction calibrates per task `lam` (a factor on the learn
 `sigma`, times ||A||^2 so that operators of any scale start alike) and `sigma`,
 the noise level the masks are computed for.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,9 +47,9 @@ from deepinv.models.deal import LinearSpline, MultiConv2d
 from deepinv.optim.linear import conjugate_gradient
 from tqdm.auto import tqdm
 
-from regbench.training.snapshots import TrainingSnapshot
 from regbench.methods.base import Hyper, Method, data_lipschitz, operator_facts
 from regbench.methods.denoisers import seeded_init
+from regbench.training.snapshots import TrainingSnapshot
 
 PAPER_CHANNELS, PAPER_KERNEL = (1, 4, 8, 128), 9
 ANDERSON_DEPTH = 5  # reconstruction's outer iteration (not a model setting: changing it never retrains)
@@ -64,7 +65,9 @@ def anderson_mix(xs: list[torch.Tensor], gs: list[torch.Tensor]) -> torch.Tensor
     g = torch.stack(gs, 1).double()
     df, dg = f[:, 1:] - f[:, :-1], g[:, 1:] - g[:, :-1]
     gram = df.T @ df
-    gram = gram + 1e-10 * gram.diagonal().sum().clamp_min(1e-30) * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    gram = gram + 1e-10 * gram.diagonal().sum().clamp_min(1e-30) * torch.eye(
+        gram.shape[0], dtype=gram.dtype, device=gram.device
+    )
     gamma = torch.linalg.solve(gram, df.T @ f[:, -1:])
     mixed = (g[:, -1:] - dg @ gamma).squeeze(1).to(gs[-1].dtype)
     return mixed if bool(torch.isfinite(mixed).all()) else gs[-1]
@@ -119,8 +122,14 @@ def _deal_network(channels, kernel_size: int) -> torch.nn.Module:
     net.M2 = torch.nn.Conv2d(c, c, kernel_size=3, padding=1, bias=False)
     net.M3 = torch.nn.Conv2d(c, c, kernel_size=3, padding=1, bias=False)
     old = net.spline_scaling
-    net.spline_scaling = LinearSpline(num_activations=c, num_knots=old.num_knots, x_min=float(old.x_min),
-                                      x_max=float(old.x_max), init=old.init, clamp=old.clamp)
+    net.spline_scaling = LinearSpline(
+        num_activations=c,
+        num_knots=old.num_knots,
+        x_min=float(old.x_min),
+        x_max=float(old.x_max),
+        init=old.init,
+        clamp=old.clamp,
+    )
     return net
 
 
@@ -129,19 +138,35 @@ class DEAL(Method):
     energy_based = False  # a fixed point with a convergence check (relative change), but no energy to evaluate
     trainable = True
     hyperparameters = {
-        "sigma": Hyper(25.0, span=4.0, calibrate=True, bounds=(1.0, 50.0), noise_power=1.0),  # mask noise level, 0-255 scale
+        "sigma": Hyper(
+            25.0, span=4.0, calibrate=True, bounds=(1.0, 50.0), noise_power=1.0
+        ),  # mask noise level, 0-255 scale
         "lam": Hyper(1.0, span=10.0, calibrate=True),  # factor on the learned lambda(sigma)
     }
 
-    def __init__(self, channels=PAPER_CHANNELS, kernel_size: int = PAPER_KERNEL, outer_iters: int = 30,
-                 cg_iters: int = 50, tol: float = 1e-4, cg_tol: float = 1e-4, **hyper: float):
+    def __init__(
+        self,
+        channels=PAPER_CHANNELS,
+        kernel_size: int = PAPER_KERNEL,
+        outer_iters: int = 30,
+        cg_iters: int = 50,
+        tol: float = 1e-4,
+        cg_tol: float = 1e-4,
+        **hyper: float,
+    ):
         super().__init__(**hyper)
         self.net = deal_network(channels, kernel_size)
-        self.outer_iters, self.cg_iters, self.tol, self.cg_tol = int(outer_iters), int(cg_iters), float(tol), float(cg_tol)
+        self.outer_iters, self.cg_iters, self.tol, self.cg_tol = (
+            int(outer_iters),
+            int(cg_iters),
+            float(tol),
+            float(cg_tol),
+        )
 
     # -- the model --------------------------------------------------------------
     def _condition(self, sigma: torch.Tensor) -> torch.Tensor:
-        """Normalize W, set the mask scaling for noise level(s) sigma (0-255, shape (B,1,1,1)); returns lambda(sigma)."""
+        """Normalize W, set the mask scaling for noise level(s) sigma (0-255, shape (B,1,1,1));
+        returns lambda(sigma)."""
         W = self.net.W1
         W.L = W.L.detach().clone()  # the norm buffer is rewritten in place: cut it from the last step's graph
         W.spectral_norm()
@@ -153,8 +178,19 @@ class DEAL(Method):
         W = self.net.W1
         return lambda v: gram(v) + lam * W.transpose(mask * (mask * W(v)))
 
-    def fixed_point(self, rhs, x, lam, gram, iters: int, cg_iters: int, tol: float, cg_tol: float,
-                    inexact: bool = False, depth: int = 0):
+    def fixed_point(
+        self,
+        rhs,
+        x,
+        lam,
+        gram,
+        iters: int,
+        cg_iters: int,
+        tol: float,
+        cg_tol: float,
+        inexact: bool = False,
+        depth: int = 0,
+    ):
         """Alternate masks from x and CG solves; returns (x, mask input, outer iterations, last relative change).
 
         Reconstruction speeds it up (training keeps the plain iteration its checkpoints were trained with):
@@ -186,8 +222,13 @@ class DEAL(Method):
         one more, precise solve with the mask of the last iterate. Returns (x, its mask input, mask updates)."""
         x, _, k, _ = self.fixed_point(rhs, x0, lam, gram, iters, cg_iters, tol, cg_tol)
         mask_input = x
-        x = conjugate_gradient(self.normal_operator(self.net.cal_mask(mask_input), lam, gram), rhs, init=x,
-                               max_iter=cg_iters, tol=cg_tol * 0.1)
+        x = conjugate_gradient(
+            self.normal_operator(self.net.cal_mask(mask_input), lam, gram),
+            rhs,
+            init=x,
+            max_iter=cg_iters,
+            tol=cg_tol * 0.1,
+        )
         return x, mask_input, k
 
     # -- reconstruction -----------------------------------------------------------
@@ -208,8 +249,9 @@ class DEAL(Method):
             return x, {"iterations": k}
         if mode != "converged":
             raise ValueError(f"DEAL: fixed_point={mode!r}; expected 'converged' or 'as_trained'")
-        x, _, k, rel = self.fixed_point(rhs, x0, lam, gram, iters, self.cg_iters, self.tol, cg_tol,
-                                        inexact=True, depth=ANDERSON_DEPTH)
+        x, _, k, rel = self.fixed_point(
+            rhs, x0, lam, gram, iters, self.cg_iters, self.tol, cg_tol, inexact=True, depth=ANDERSON_DEPTH
+        )
         return x, {"iterations": k, "converged": rel < self.tol, "rel_change": rel}
 
     # -- training -----------------------------------------------------------------
@@ -223,8 +265,12 @@ class DEAL(Method):
         lr = float(budget["lr"])
         splines = [*self.net.spline_lambda.parameters(), *self.net.spline_scaling.parameters()]
         rest = [p for p in self.net.parameters() if all(p is not q for q in splines)]
-        opt = torch.optim.Adam([{"params": rest, "lr": lr},  # lambda(sigma) lives on a 0-50 scale: larger steps
-                                {"params": splines, "lr": lr * float(budget.get("spline_lr_factor", 10.0))}])
+        opt = torch.optim.Adam(
+            [
+                {"params": rest, "lr": lr},  # lambda(sigma) lives on a 0-50 scale: larger steps
+                {"params": splines, "lr": lr * float(budget.get("spline_lr_factor", 10.0))},
+            ]
+        )
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
         gen = torch.Generator().manual_seed(seed + 1)
         history = {"loss": [], "psnr": [], "outer": []}
@@ -232,7 +278,9 @@ class DEAL(Method):
         start = snapshot.restore(history)
         t0 = time.perf_counter()
         self.net.train()
-        for step in tqdm(range(start, steps), desc="train deal", disable=not progress, mininterval=5, initial=start, total=steps):
+        for step in tqdm(
+            range(start, steps), desc="train deal", disable=not progress, mininterval=5, initial=start, total=steps
+        ):
             x = patches.sample(batch, size)
             sigma = (lo + (hi - lo) * torch.rand(batch, 1, 1, 1, generator=gen)).to(x)
             y = x + sigma / 255.0 * torch.randn(x.shape, generator=gen).to(x)
@@ -251,8 +299,11 @@ class DEAL(Method):
         self.net.eval()
         with torch.no_grad():  # the norm buffer of the final weights (the last step's is one update old)
             self._condition(torch.full((1, 1, 1, 1), self.hp["sigma"], device=self.net.W1.L.device))
-        return {"minutes": snapshot.minutes_before + (time.perf_counter() - t0) / 60, "steps": steps,
-                "history": {key: v[:: max(1, steps // 200)] for key, v in history.items()}}
+        return {
+            "minutes": snapshot.minutes_before + (time.perf_counter() - t0) / 60,
+            "steps": steps,
+            "history": {key: v[:: max(1, steps // 200)] for key, v in history.items()},
+        }
 
     def equilibrium_step(self, y, x_star, mask_input, sigma, cg_iters: int, cg_tol: float) -> torch.Tensor:
         """y - lam W^T m^2 W x* (equal to x* at the solve), differentiable in the parameters;

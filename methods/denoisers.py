@@ -18,6 +18,7 @@ data in [-1, 1]; images here are in [0, 1], hence the mean `m`.
 noise levels, Adam with cosine decay, optional bfloat16 autocast: 2x faster
 convolutions on CPUs with AMX/AVX-512-bf16, ~0.5% gradient error).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -90,13 +91,16 @@ def seeded_init(module: torch.nn.Module, seed: int) -> None:
         for layer in module.modules():
             if not isinstance(layer, (torch.nn.modules.conv._ConvNd, torch.nn.Linear)):
                 continue
-            weight = (layer.parametrizations.weight.original if parametrize.is_parametrized(layer, "weight")
-                      else layer.weight)
+            weight = (
+                layer.parametrizations.weight.original if parametrize.is_parametrized(layer, "weight") else layer.weight
+            )
             fresh = torch.empty(weight.shape, dtype=weight.dtype)
             torch.nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=g)
             weight.copy_(fresh)
             if getattr(layer, "bias", None) is not None:
-                fan_in = fresh[0].numel() if isinstance(layer, torch.nn.Linear) else fresh.shape[1] * fresh[0, 0].numel()
+                fan_in = (
+                    fresh[0].numel() if isinstance(layer, torch.nn.Linear) else fresh.shape[1] * fresh[0, 0].numel()
+                )
                 bound = 1.0 / math.sqrt(fan_in)
                 layer.bias.copy_(torch.empty(layer.bias.shape).uniform_(-bound, bound, generator=g))
 
@@ -135,14 +139,17 @@ def train_denoiser(model: Preconditioned, patches, budget: dict, progress: bool 
     opt = torch.optim.Adam(model.parameters(), lr=float(budget["lr"]))
     warmup = max(1, int(0.02 * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda k: min(1.0, (k + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(k, steps) / max(steps, 1))))
+        opt, lambda k: min(1.0, (k + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(k, steps) / max(steps, 1)))
+    )
     gen = torch.Generator().manual_seed(seed + 1)
     history = {"loss": [], "psnr": []}
     snapshot = TrainingSnapshot.for_budget(budget, model=model, opt=opt, sched=sched, gen=gen, patches=patches)
     start = snapshot.restore(history)
     model.train()
     t0 = time.perf_counter()
-    bar = tqdm(range(start, steps), desc=f"train {desc}", disable=not progress, mininterval=5, initial=start, total=steps)
+    bar = tqdm(
+        range(start, steps), desc=f"train {desc}", disable=not progress, mininterval=5, initial=start, total=steps
+    )
     for step in bar:
         x = patches.sample(batch, size)
         s = sample_sigma(batch, budget["noise"], gen).to(x)
@@ -163,5 +170,8 @@ def train_denoiser(model: Preconditioned, patches, budget: dict, progress: bool 
         bar.set_postfix(psnr=f"{history['psnr'][-1]:.2f}", refresh=False)
         snapshot.save(step + 1, history, (time.perf_counter() - t0) / 60)
     model.eval()
-    return {"minutes": snapshot.minutes_before + (time.perf_counter() - t0) / 60, "steps": steps,
-            "history": {k: v[:: max(1, steps // 200)] for k, v in history.items()}}
+    return {
+        "minutes": snapshot.minutes_before + (time.perf_counter() - t0) / 60,
+        "steps": steps,
+        "history": {k: v[:: max(1, steps // 200)] for k, v in history.items()},
+    }

@@ -28,6 +28,7 @@ runs the denoiser's network in bfloat16.
   likelihood with variance sigma_y^2 + sigma_t^2) puts `weight` near 1 for any
   noise level; `weight` is calibrated per task.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -91,8 +92,15 @@ class DiffPIR(DiffusionPrior):
         start = solver.get("start", "noise")
         if start not in self.starts:
             raise ValueError(f"DiffPIR: start={start!r}; expected one of {', '.join(self.starts)}")
-        sampler = DeepinvDiffPIR(self.denoiser, data_fidelity=L2(), sigma=noise_level(physics), max_iter=steps,
-                                 zeta=self.hp["zeta"], lambda_=self.hp["lam"], device=y.device)
+        sampler = DeepinvDiffPIR(
+            self.denoiser,
+            data_fidelity=L2(),
+            sigma=noise_level(physics),
+            max_iter=steps,
+            zeta=self.hp["zeta"],
+            lambda_=self.hp["lam"],
+            device=y.device,
+        )
         with seeded(seed, y.device):
             if start == "measurement" and operator_facts(solver, physics).identity:
                 return self.sample_from_measurement(sampler, y, physics, steps)
@@ -127,6 +135,13 @@ class DPS(DiffusionPrior):
         self.guidance, self.solver_name = guidance, solver
 
     def sample(self, y, physics, x0, steps, seed, solver):
-        sampler = DeepinvDPS(self.denoiser, solver=self.solver_name, num_steps=steps, weight=self.hp["weight"],
-                             guidance=self.guidance, device=y.device, rng=torch.Generator(device=y.device))
+        sampler = DeepinvDPS(
+            self.denoiser,
+            solver=self.solver_name,
+            num_steps=steps,
+            weight=self.hp["weight"],
+            guidance=self.guidance,
+            device=y.device,
+            rng=torch.Generator(device=y.device),
+        )
         return sampler(y, physics, seed=seed).to(y.dtype).detach()

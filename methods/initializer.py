@@ -1,5 +1,6 @@
 """The task's own initializer (FBP for CT, zero-filled for MRI, y for deblurring, bicubic
 for super-resolution) reported as a method: the baseline every regularizer must beat."""
+
 from __future__ import annotations
 
 import torch

@@ -23,6 +23,7 @@ with. With one iteration, on denoising, it is the denoiser applied once at
 The denoiser (`regbench.methods.denoisers.Preconditioned` around a deepinv
 DRUNet) is trained by `fit` on BSD400 patches over a range of noise levels.
 """
+
 from __future__ import annotations
 
 import torch

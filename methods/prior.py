@@ -8,6 +8,7 @@ The prior's `fn` is R, its `prox` (or, with `smooth: true` and a
 `lipschitz` bound, its `grad`) is used by the shared APG solver, and lambda is
 calibrated per task like every other variational method.
 """
+
 from __future__ import annotations
 
 import torch

@@ -21,6 +21,7 @@ I + lam Hess R, `gradient: implicit`, as the bilevel training of the comparative
 study of Hertrich et al. 2025), or backpropagates through one gradient step from
 the minimizer (`gradient: jfb`, Jacobian-free, cheaper).
 """
+
 from __future__ import annotations
 
 import math
@@ -30,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from regbench.training.snapshots import TrainingSnapshot
-from regbench.solvers.apg import apg
 from regbench.methods.base import Hyper, VariationalMethod
+from regbench.solvers.apg import apg
+from regbench.training.snapshots import TrainingSnapshot
 
 NORM_GRID = 256  # FFT grid for the spectral norm of the composite 13x13 filter
 NORM_MARGIN = 1.01  # the grid maximum slightly underestimates the continuous sup
@@ -46,7 +47,9 @@ class MultiConv(torch.nn.Module):
         g = torch.Generator().manual_seed(seed)
         self.pad = kernel_size // 2
         self.weights = torch.nn.ParameterList(
-            torch.nn.Parameter(torch.randn(co, ci, kernel_size, kernel_size, generator=g) / math.sqrt(ci * kernel_size**2))
+            torch.nn.Parameter(
+                torch.randn(co, ci, kernel_size, kernel_size, generator=g) / math.sqrt(ci * kernel_size**2)
+            )
             for ci, co in zip(channels[:-1], channels[1:])
         )
         self.support = (kernel_size - 1) * len(self.weights) + 1
@@ -78,7 +81,9 @@ class MultiConv(torch.nn.Module):
 class LinearSpline(torch.nn.Module):
     """phi_c = psi_c': per-channel linear spline with slopes >= min_slope, phi_c(0) = 0."""
 
-    def __init__(self, channels: int, n_knots: int = 41, knot_range: float = 1.0, min_slope: float = 0.0, init_slope: float = 1.0):
+    def __init__(
+        self, channels: int, n_knots: int = 41, knot_range: float = 1.0, min_slope: float = 0.0, init_slope: float = 1.0
+    ):
         super().__init__()
         if n_knots % 2 == 0:
             raise ValueError(f"n_knots must be odd so that 0 is a knot, got {n_knots}")
@@ -107,7 +112,13 @@ class LinearSpline(torch.nn.Module):
         s = F.pad(s, (0, 1))
         knot = torch.arange(c.numel(), device=c.device, dtype=c.dtype).view_as(c)
         a = c - knot * h * s
-        return {"a": a.reshape(-1), "b": (h * s).reshape(-1), "c": c.reshape(-1), "s": s.reshape(-1), "P": P.reshape(-1)}
+        return {
+            "a": a.reshape(-1),
+            "b": (h * s).reshape(-1),
+            "c": c.reshape(-1),
+            "s": s.reshape(-1),
+            "P": P.reshape(-1),
+        }
 
     def _bounds(self, t: torch.Tensor):
         C, K = t.shape[1], self.n_knots
@@ -165,6 +176,7 @@ class RidgeRegularizer(VariationalMethod):
         self.W = MultiConv(tuple(channels), kernel_size, seed=init_seed)
         self.spline = LinearSpline(channels[-1], n_knots, knot_range, min_slope=0.0 if convex else -1.0)
         self._cache = None  # (norm, tables) frozen for a reconstruction
+        self._compiled = {}  # "grad" / "energy": compiled functions of the frozen parameters, during a solve
 
     # -- the energy -------------------------------------------------------------
     def _parts(self):
@@ -176,12 +188,16 @@ class RidgeRegularizer(VariationalMethod):
         return self.W(x) / norm
 
     def reg_energy(self, x: torch.Tensor) -> torch.Tensor:
+        if "energy" in self._compiled:
+            return self._compiled["energy"](x)
         norm, tables = self._parts()
         mu = self.hp["mu"]
         psi = self.spline.potential(mu * self.features(x, norm), tables)
         return psi.flatten(1).sum(1) / mu**2
 
     def reg_grad(self, x: torch.Tensor, mu: float | torch.Tensor | None = None, parts=None) -> torch.Tensor:
+        if "grad" in self._compiled and mu is None and parts is None:
+            return self._compiled["grad"](x)
         norm, tables = parts if parts is not None else self._parts()
         mu = self.hp["mu"] if mu is None else mu
         phi = self.spline.derivative(mu * self.features(x, norm), tables)
@@ -218,19 +234,37 @@ class RidgeRegularizer(VariationalMethod):
         new values do not recompile."""
         fn = compiled_ridge_gradient()
         kernels, norm, tables = self.W.kernels(), self.W.spectral_norm(), self.spline.tables()
-        low, high = self.spline._bounds(torch.empty(1, kernels[-1].shape[0], 1, 1, device=like.device, dtype=like.dtype))
+        low, high = self.spline._bounds(
+            torch.empty(1, kernels[-1].shape[0], 1, 1, device=like.device, dtype=like.dtype)
+        )
         mu_t = torch.tensor(float(mu), device=like.device, dtype=like.dtype)
-        return lambda x: fn(x, kernels, self.W.pad, norm, tables["a"], tables["b"], low, high, self.spline.T, self.spline.h, mu_t)
+        return lambda x: fn(
+            x, kernels, self.W.pad, norm, tables["a"], tables["b"], low, high, self.spline.T, self.spline.h, mu_t
+        )
 
     @torch.no_grad()
     def frozen_energy(self, mu: float, like: torch.Tensor):
         """x -> R(x) per image, compiled like frozen_gradient (for the solver's energy tracking)."""
         fn = compiled_ridge_energy()
         kernels, norm, tables = self.W.kernels(), self.W.spectral_norm(), self.spline.tables()
-        low, high = self.spline._bounds(torch.empty(1, kernels[-1].shape[0], 1, 1, device=like.device, dtype=like.dtype))
+        low, high = self.spline._bounds(
+            torch.empty(1, kernels[-1].shape[0], 1, 1, device=like.device, dtype=like.dtype)
+        )
         mu_t = torch.tensor(float(mu), device=like.device, dtype=like.dtype)
-        return lambda x: fn(x, kernels, self.W.pad, norm, tables["c"], tables["s"], tables["P"], low, high,
-                            self.spline.T, self.spline.h, mu_t)
+        return lambda x: fn(
+            x,
+            kernels,
+            self.W.pad,
+            norm,
+            tables["c"],
+            tables["s"],
+            tables["P"],
+            low,
+            high,
+            self.spline.T,
+            self.spline.h,
+            mu_t,
+        )
 
     @torch.no_grad()
     def reconstruct(self, y, physics, x0, solver):
@@ -240,16 +274,14 @@ class RidgeRegularizer(VariationalMethod):
         compiled = solver.pop("compile", False)
         self._cache = (self.W.spectral_norm(), self.spline.tables())
         if compiled:
-            grad = self.frozen_gradient(self.hp["mu"], y)
-            self.reg_grad = lambda x, mu=None, parts=None: grad(x)
+            self._compiled["grad"] = self.frozen_gradient(self.hp["mu"], y)
             if solver.get("track_energy"):
-                self.reg_energy = self.frozen_energy(self.hp["mu"], y)
+                self._compiled["energy"] = self.frozen_energy(self.hp["mu"], y)
         try:
             return super().reconstruct(y, physics, x0, solver)
         finally:
             self._cache = None
-            self.__dict__.pop("reg_grad", None)
-            self.__dict__.pop("reg_energy", None)
+            self._compiled = {}
 
     def differentiable_reconstruct(self, y, physics, x0, x_ref, solver):
         with torch.no_grad():  # parameters as constants: only y (through x) is differentiated
@@ -270,20 +302,29 @@ class RidgeRegularizer(VariationalMethod):
         log_lam = torch.nn.Parameter(torch.tensor(math.log(self.hp["lam"])))
         log_mu = torch.nn.Parameter(torch.tensor(math.log(self.hp["mu"])))
         lr = float(budget["lr"])
-        opt = torch.optim.Adam([
-            {"params": self.W.parameters(), "lr": lr},
-            {"params": self.spline.parameters(), "lr": lr * float(budget.get("spline_lr_factor", 10.0))},
-            {"params": [log_lam, log_mu], "lr": lr * float(budget.get("scalar_lr_factor", 10.0))},
-        ])
+        opt = torch.optim.Adam(
+            [
+                {"params": self.W.parameters(), "lr": lr},
+                {"params": self.spline.parameters(), "lr": lr * float(budget.get("spline_lr_factor", 10.0))},
+                {"params": [log_lam, log_mu], "lr": lr * float(budget.get("scalar_lr_factor", 10.0))},
+            ]
+        )
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
         noise = torch.Generator().manual_seed(int(budget.get("seed", 0)) + 1)
         history = {"loss": [], "lipschitz": [], "lam": [], "mu": []}
-        snapshot = TrainingSnapshot.for_budget(budget, model=self, opt=opt, sched=sched, noise=noise, patches=patches,
-                                               log_lam=log_lam, log_mu=log_mu)
+        snapshot = TrainingSnapshot.for_budget(
+            budget, model=self, opt=opt, sched=sched, noise=noise, patches=patches, log_lam=log_lam, log_mu=log_mu
+        )
         start = snapshot.restore(history)
         t0 = time.perf_counter()
-        bar = tqdm(range(start, steps), desc=f"train {'crr' if self.convex else 'wcrr'}", disable=not progress,
-                   mininterval=5, initial=start, total=steps)
+        bar = tqdm(
+            range(start, steps),
+            desc=f"train {'crr' if self.convex else 'wcrr'}",
+            disable=not progress,
+            mininterval=5,
+            initial=start,
+            total=steps,
+        )
         for step in bar:
             x = patches.sample(batch, size)
             y = x + sigma * torch.randn(x.shape, generator=noise).to(x)
@@ -313,11 +354,17 @@ class RidgeRegularizer(VariationalMethod):
             history["lipschitz"].append(lip)
             history["lam"].append(lam_v)
             history["mu"].append(mu_v)
-            bar.set_postfix(psnr=f"{-10 * math.log10(max(history['loss'][-1], 1e-12)):.2f}", L=f"{lip:.1f}", refresh=False)
+            bar.set_postfix(
+                psnr=f"{-10 * math.log10(max(history['loss'][-1], 1e-12)):.2f}", L=f"{lip:.1f}", refresh=False
+            )
             snapshot.save(step + 1, history, (time.perf_counter() - t0) / 60)
         self.hp["lam"], self.hp["mu"] = log_lam.exp().item(), log_mu.exp().item()
-        return {"minutes": snapshot.minutes_before + (time.perf_counter() - t0) / 60, "steps": steps, "final_lipschitz": history["lipschitz"][-1] if steps else None,
-                "history": {k: v[:: max(1, steps // 200)] for k, v in history.items()}}
+        return {
+            "minutes": snapshot.minutes_before + (time.perf_counter() - t0) / 60,
+            "steps": steps,
+            "final_lipschitz": history["lipschitz"][-1] if steps else None,
+            "history": {k: v[:: max(1, steps // 200)] for k, v in history.items()},
+        }
 
 
 def forward_convs(x: torch.Tensor, kernels, pad: int) -> torch.Tensor:

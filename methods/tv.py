@@ -3,6 +3,7 @@
 R(x) = ||D x||_{1,2}; the APG solver takes gradient steps on the data term and
 deepinv's TV prox (a primal-dual inner solver) for lam*R.
 """
+
 from __future__ import annotations
 
 import torch

@@ -17,6 +17,7 @@ positive = worse):
   sensitivity   sensitivity probe's mean per-pixel std over noise realizations
   energy monotone  share of the rows (all probes) whose tracked energy never increased (energy-based methods)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from regbench.results import leaderboard
-from regbench.results import merge
+from regbench.results import leaderboard, merge
 
-COLUMNS = ["nominal", "noise x2 / x4 drop", "decay x1 -> x1/8", "noise-model drop", "OOD drop 1 / 2",
-           "op.-mismatch drop", "worst-case ampl. (random)", "sensitivity std", "energy monotone"]
+COLUMNS = [
+    "nominal",
+    "noise x2 / x4 drop",
+    "decay x1 -> x1/8",
+    "noise-model drop",
+    "OOD drop 1 / 2",
+    "op.-mismatch drop",
+    "worst-case ampl. (random)",
+    "sensitivity std",
+    "energy monotone",
+]
 
 
 def _psnr(board: pd.DataFrame, probe: str, level: float) -> float:
@@ -44,8 +53,11 @@ def _fmt(v: float, digits: int = 2) -> str:
 def method_line(board: pd.DataFrame, rows: pd.DataFrame) -> dict[str, str]:
     """The table's cells for one (task, method): `board` its aggregated levels, `rows` its rows."""
     level0 = board[board.level == 0]
-    nominal = _psnr(board, "noise_sweep", 0) if "noise_sweep" in set(board.probe) else (
-        float(level0.psnr_mean.iloc[0]) if len(level0) else math.nan)
+    nominal = (
+        _psnr(board, "noise_sweep", 0)
+        if "noise_sweep" in set(board.probe)
+        else (float(level0.psnr_mean.iloc[0]) if len(level0) else math.nan)
+    )
 
     def drop(probe: str, level: float) -> float:
         return _psnr(board, probe, 0) - _psnr(board, probe, level)
@@ -58,7 +70,9 @@ def method_line(board: pd.DataFrame, rows: pd.DataFrame) -> dict[str, str]:
     decay_cell = "–"
     if len(decay) > 1:
         rising = bool((decay.psnr_mean.diff().dropna() > 0).all())
-        decay_cell = f"{decay.psnr_mean.iloc[0]:.2f} -> {decay.psnr_mean.iloc[-1]:.2f}{' up' if rising else ' not monotone'}"
+        decay_cell = (
+            f"{decay.psnr_mean.iloc[0]:.2f} -> {decay.psnr_mean.iloc[-1]:.2f}{' up' if rising else ' not monotone'}"
+        )
     worst = board[board.probe == "worst_case"]
     worst_cell = "–"
     if len(worst) and worst.get("amplification", pd.Series(dtype=float)).notna().any():
@@ -67,10 +81,22 @@ def method_line(board: pd.DataFrame, rows: pd.DataFrame) -> dict[str, str]:
     sens_v = float(sens.sensitivity_std.mean()) if len(sens) and "sensitivity_std" in sens else math.nan
     energy = rows["energy_monotone"].dropna() if "energy_monotone" in rows else pd.Series(dtype=float)
     energy_cell = f"{energy.astype(bool).mean():.0%} of {len(energy)}" if len(energy) else "–"
-    return dict(zip(COLUMNS, [
-        _fmt(nominal), f"{_fmt(drop('noise_sweep', 1))} / {_fmt(drop('noise_sweep', 2))}", decay_cell,
-        _fmt(mean_drop("noise_model")), f"{_fmt(drop('ood', 1))} / {_fmt(drop('ood', 2))}",
-        _fmt(mean_drop("operator_mismatch")), worst_cell, _fmt(sens_v, 4), energy_cell]))
+    return dict(
+        zip(
+            COLUMNS,
+            [
+                _fmt(nominal),
+                f"{_fmt(drop('noise_sweep', 1))} / {_fmt(drop('noise_sweep', 2))}",
+                decay_cell,
+                _fmt(mean_drop("noise_model")),
+                f"{_fmt(drop('ood', 1))} / {_fmt(drop('ood', 2))}",
+                _fmt(mean_drop("operator_mismatch")),
+                worst_cell,
+                _fmt(sens_v, 4),
+                energy_cell,
+            ],
+        )
+    )
 
 
 def summary(rows: pd.DataFrame, methods: list[str]) -> str:

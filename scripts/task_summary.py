@@ -6,6 +6,7 @@
 Why: the task registry's summary (one row per task, methods side by side, and where the
 time went) is a pivot the per-level leaderboard does not show.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,19 +15,27 @@ from pathlib import Path
 import pandas as pd
 
 
-
 def summary(rows: pd.DataFrame, methods: list[str]) -> str:
     rows = rows[rows.level == 0]
-    g = rows.groupby(["task", "method"]).agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), n=("image_id", "nunique"),
-                                             sec=("seconds", "sum"), calib=("calib_seconds", "first"))
+    g = rows.groupby(["task", "method"]).agg(
+        psnr=("psnr", "mean"),
+        ssim=("ssim", "mean"),
+        n=("image_id", "nunique"),
+        sec=("seconds", "sum"),
+        calib=("calib_seconds", "first"),
+    )
     g["minutes"] = (g.sec + g.calib.fillna(0)) / 60
-    lines = ["| task | images | " + " | ".join(methods) + " | minutes (calibration + evaluation) |",
-             "|---" * (len(methods) + 3) + "|"]
+    lines = [
+        "| task | images | " + " | ".join(methods) + " | minutes (calibration + evaluation) |",
+        "|---" * (len(methods) + 3) + "|",
+    ]
     for task in sorted(rows.task.unique(), key=lambda t: (not t.startswith("ct"), t)):
         mine = g.loc[task]
         cells = [f"{mine.loc[m].psnr:.2f} / {mine.loc[m].ssim:.3f}" if m in mine.index else "–" for m in methods]
         minutes = ", ".join(f"{m} {mine.loc[m].minutes:.0f}" for m in methods if m in mine.index and m != "initializer")
-        lines.append(f"| {task} | {int(mine.n.max())} | " + " | ".join(cells) + f" | {mine.minutes.sum():.0f} ({minutes}) |")
+        lines.append(
+            f"| {task} | {int(mine.n.max())} | " + " | ".join(cells) + f" | {mine.minutes.sum():.0f} ({minutes}) |"
+        )
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ each checkpoint's training minutes, and writes the curves as a PNG. The PSNR is 
 (ridge methods and DEAL: their sigma=25 denoising loss; denoisers: their mix of noise levels, the same
 mix at every step), not on test images: it says where a budget stops paying, not what BSD68 scores.
 """
+
 from __future__ import annotations
 
 import argparse

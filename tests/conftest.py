@@ -11,12 +11,17 @@ if "REGBENCH_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["REGBENCH_DATA"] = str(SHARED_DATA)
 
 
-
 def run_cli(*args: str, cache: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run `regbench run ...` in a subprocess with its own checkpoint cache."""
     full_env = {**os.environ, "REGBENCH_CACHE": str(cache), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "regbench", "run", *args], cwd=REPO, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "regbench", "run", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 """A new method by YAML alone: a plugin root with configs/method/<name>.yaml joins the sweep."""
+
 import json
 
 import pandas as pd
-
 from conftest import run_cli
 
 TIKHONOV = """\
@@ -22,7 +22,9 @@ def test_method_defined_by_yaml_alone_runs_through_the_smoke_sweep(tmp_path):
     (plugin / "configs" / "method" / "tikhonov_grad.yaml").write_text(TIKHONOV)
     out = tmp_path / "out"
     env = {"REGBENCH_PLUGINS": str(plugin)}
-    proc = run_cli("-m", "method=tv,tikhonov_grad", "profile=smoke", f"out={out}", "progress=false", cache=tmp_path / "c", env=env)
+    proc = run_cli(
+        "-m", "method=tv,tikhonov_grad", "profile=smoke", f"out={out}", "progress=false", cache=tmp_path / "c", env=env
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = pd.read_parquet(out / "results.parquet")
     assert sorted(rows.method.unique()) == ["tikhonov_grad", "tv"]
@@ -85,8 +87,15 @@ def test_method_with_its_own_module_runs_through_the_smoke_sweep(tmp_path):
     (plugin / "methods" / "toy_shrink.py").write_text(SHRINK_MODULE)
     (plugin / "configs" / "method" / "toy_shrink.yaml").write_text(SHRINK_YAML)
     out, cache = tmp_path / "out", tmp_path / "c"
-    proc = run_cli("-m", "method=tv,toy_shrink", "profile=smoke", f"out={out}", "progress=false", cache=cache,
-                   env={"REGBENCH_PLUGINS": str(plugin)})
+    proc = run_cli(
+        "-m",
+        "method=tv,toy_shrink",
+        "profile=smoke",
+        f"out={out}",
+        "progress=false",
+        cache=cache,
+        env={"REGBENCH_PLUGINS": str(plugin)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = pd.read_parquet(out / "results.parquet")
     toy = rows[rows.method == "toy_shrink"]

@@ -1,5 +1,6 @@
 """Calibration search: golden section inside the span, the optimum followed beyond it
 (never past declared bounds), several hyperparameters, integer and bounded ones."""
+
 import math
 
 import pytest
@@ -56,7 +57,7 @@ def test_integer_and_bounded_hyperparameters_are_calibrated_one_after_the_other(
     assert best == pytest.approx(30 - 10 * (hp["zeta"] - 0.95) ** 2)
     first = [c for c in calls if c["zeta"] == 0.3]  # the iteration count is searched first (declared order)
     assert first and all(c["iterations"] == int(c["iterations"]) and 1 <= c["iterations"] <= 40 for c in first)
-    later = calls[len(first):]
+    later = calls[len(first) :]
     assert later and all(c["iterations"] == 5.0 and 0.01 <= c["zeta"] <= 1.0 for c in later)
 
 
@@ -108,9 +109,10 @@ def test_outward_search_stops_at_the_bounds():
 def test_calibration_solves_obey_the_profile_iteration_cap(tmp_path):
     """`+profile.calibrate.max_iter` reaches the calibration solves (and only them), and rows record calib_seconds."""
     import torch
+    from conftest import compose
+
     from regbench.core.instantiate import build
     from regbench.evaluation.runner import fit_hyperparameters
-    from conftest import compose
 
     class Recorder(Method):
         hyperparameters = {"lam": Hyper(1.0, span=4.0, calibrate=True)}

@@ -1,14 +1,15 @@
 """Released calibrations: a fresh cache evaluates with them instead of searching, and every
 shipped entry still matches the config it claims (a stale one is never used silently)."""
+
 import json
 
 import pandas as pd
 import pytest
+from conftest import REPO, run_cli
 
 from regbench.calibration import cache as calibrations
-from regbench.core.instantiate import build
-from conftest import REPO, run_cli
 from regbench.calibration.release import calibration_of, release_combination
+from regbench.core.instantiate import build
 
 RELEASED = REPO / "results" / "weights" / calibrations.RELEASED
 

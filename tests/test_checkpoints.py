@@ -1,10 +1,11 @@
 """Checkpoints are content-addressed, checksummed and written atomically."""
+
 import logging
 
 import torch
+from conftest import compose
 
 from regbench.training import checkpoints
-from conftest import compose
 
 
 def test_saved_checkpoint_loads_and_a_truncated_one_is_reported(tmp_path, caplog):
@@ -31,8 +32,10 @@ def test_warm_start_key_follows_the_weights_it_starts_from():
 
     pnp = compose("method=pnp_drunet", "profile=smoke")
     spec = checkpoints.training_spec(compose("method=diffpir", "profile=smoke").method, "smoke", 0)
-    assert spec["train"]["init"] == {"method": "pnp_drunet",
-                                     "key": checkpoints.checkpoint_key(checkpoints.training_spec(pnp.method, "smoke", 0))}
+    assert spec["train"]["init"] == {
+        "method": "pnp_drunet",
+        "key": checkpoints.checkpoint_key(checkpoints.training_spec(pnp.method, "smoke", 0)),
+    }
     # another seed: another PnP checkpoint to start from (its key is in this spec)
     assert spec_of("seed=1")["train"]["init"]["key"] != spec["train"]["init"]["key"]
     assert key() != key("method.train.init=null")
@@ -56,7 +59,9 @@ def test_warm_start_trains_from_the_other_methods_weights(tmp_path):
     for name, value in prior.items():
         assert torch.equal(value, state[f"denoiser.{name}"]), name
     cold = build(compose("method=diffpir", "method.train.lr=0", "method.train.init=null", *common).method.model)
-    prepare_weights(compose("method=diffpir", "method.train.lr=0", "method.train.init=null", *common), cold, torch.device("cpu"))
+    prepare_weights(
+        compose("method=diffpir", "method.train.lr=0", "method.train.init=null", *common), cold, torch.device("cpu")
+    )
     assert not all(torch.equal(v, cold.denoiser.state_dict()[k]) for k, v in prior.items())
 
 

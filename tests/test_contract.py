@@ -1,13 +1,14 @@
 """Every registered method passes the same contract (tests/ runs it for each configs/method/*.yaml)."""
+
 import pytest
 import torch
+from conftest import compose
 
-from regbench.training import checkpoints
 from regbench.core.instantiate import build
 from regbench.core.registry import known
 from regbench.evaluation.runner import train_method
-from conftest import compose
 from regbench.methods.base import FAMILIES
+from regbench.training import checkpoints
 
 SOLVER = {"tol": 1e-4, "max_iter": 100}
 

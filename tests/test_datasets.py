@@ -1,4 +1,5 @@
 """Data sources: BSDS500 splits, its download path, a user's image folder, the denoising task."""
+
 import hashlib
 import io
 import os

@@ -1,4 +1,5 @@
 """Faults: a killed sweep resumes without losing or redoing work; no network; unwritable OUT."""
+
 import os
 import signal
 import subprocess
@@ -8,13 +9,13 @@ import time
 import pandas as pd
 import pytest
 import torch
-
-from regbench.training import checkpoints
-from regbench.core.instantiate import build
-from regbench.evaluation.runner import train_method
-from regbench.training.snapshots import TrainingSnapshot
 from conftest import REPO, compose, run_cli
+
+from regbench.core.instantiate import build
 from regbench.datasets.patches import PatchSampler
+from regbench.evaluation.runner import train_method
+from regbench.training import checkpoints
+from regbench.training.snapshots import TrainingSnapshot
 
 TIMING = ["seconds", "peak_mem_mb", "git_rev", "train_minutes", "calib_seconds"]
 
@@ -29,9 +30,21 @@ def reference_methods(sweep):
 
 def test_sigkill_mid_sweep_then_rerun_matches_an_uninterrupted_sweep(smoke_sweep, tmp_path):
     out, cache = tmp_path / "out", tmp_path / "cache"
-    args = [sys.executable, "-m", "regbench", "run", "-m", "experiment=default", "profile=smoke", f"out={out}", "progress=false"]
+    args = [
+        sys.executable,
+        "-m",
+        "regbench",
+        "run",
+        "-m",
+        "experiment=default",
+        "profile=smoke",
+        f"out={out}",
+        "progress=false",
+    ]
     env = {**os.environ, "REGBENCH_CACHE": str(cache)}
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline and len(list((out / "rows").glob("*.parquet"))) < 1:
         time.sleep(0.05)
@@ -55,7 +68,8 @@ def test_smoke_sweep_runs_with_the_network_blocked(tmp_path):
         "def refuse(*a, **k): raise OSError('network blocked by test')\n"
         "socket.socket.connect = refuse\nsocket.create_connection = refuse\n"
         "import runpy\n"
-        f"sys.argv = ['regbench', 'run', '-m', 'method=tv,crr', 'profile=smoke', 'out={tmp_path / 'out'}', 'progress=false']\n"
+        "sys.argv = ['regbench', 'run', '-m', 'method=tv,crr', 'profile=smoke', "
+        f"'out={tmp_path / 'out'}', 'progress=false']\n"
         "runpy.run_module('regbench', run_name='__main__', alter_sys=True)\n"
     )
     env = {**os.environ, "REGBENCH_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"}
@@ -105,7 +119,9 @@ def _unstable_plugin(root):
     (root / "methods" / "unstable.py").write_text(UNSTABLE)
     for mode in ("diverge", "crash"):
         (root / "configs" / "method" / f"unstable_{mode}.yaml").write_text(
-            f"name: unstable_{mode}\nmodel: {{_target_: regbench.methods.unstable.Unstable, mode: {mode}}}\ntrain: null\n")
+            f"name: unstable_{mode}\nmodel: {{_target_: regbench.methods.unstable.Unstable, mode: "
+            f"{mode}}}\ntrain: null\n"
+        )
     return {"REGBENCH_PLUGINS": str(root)}
 
 
@@ -113,8 +129,16 @@ def test_diverging_and_crashing_solves_become_failed_rows_and_the_sweep_goes_on(
     env = _unstable_plugin(tmp_path / "plugin")
     out = tmp_path / "out"
     # energy tracking off: the overflow check (not the energy blow-up check) must catch it
-    proc = run_cli("-m", "method=unstable_diverge,unstable_crash,tv", "profile=smoke", f"out={out}", "progress=false",
-                   "convergence.energy=false", cache=tmp_path / "cache", env=env)
+    proc = run_cli(
+        "-m",
+        "method=unstable_diverge,unstable_crash,tv",
+        "profile=smoke",
+        f"out={out}",
+        "progress=false",
+        "convergence.energy=false",
+        cache=tmp_path / "cache",
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = pd.read_parquet(out / "results.parquet")
     diverged = rows[rows.method == "unstable_diverge"]
@@ -133,8 +157,14 @@ def test_diverging_and_crashing_solves_become_failed_rows_and_the_sweep_goes_on(
 
 def test_iteration_cap_marks_rows_not_converged_with_the_reason(smoke_sweep, tmp_path):
     out = tmp_path / "out"
-    proc = run_cli("method=crr", "profile=smoke", "profile.solver.max_iter=2", f"out={out}", "progress=false",
-                   cache=smoke_sweep["cache"])
+    proc = run_cli(
+        "method=crr",
+        "profile=smoke",
+        "profile.solver.max_iter=2",
+        f"out={out}",
+        "progress=false",
+        cache=smoke_sweep["cache"],
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = pd.read_parquet(out / "results.parquet")
     assert not rows.converged.any() and rows.psnr.notna().all() and (rows.iterations == 2).all()
@@ -144,7 +174,9 @@ def test_iteration_cap_marks_rows_not_converged_with_the_reason(smoke_sweep, tmp
 
 def test_same_seed_same_machine_gives_identical_numbers(smoke_sweep, tmp_path):
     out = tmp_path / "out"
-    proc = run_cli("-m", "method=crr,wcrr,tv", "profile=smoke", f"out={out}", "progress=false", cache=tmp_path / "cache")
+    proc = run_cli(
+        "-m", "method=crr,wcrr,tv", "profile=smoke", f"out={out}", "progress=false", cache=tmp_path / "cache"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     again = pd.read_parquet(out / "results.parquet").sort_values(["method", "image_id"]).reset_index(drop=True)
     first = pd.read_parquet(smoke_sweep["out"] / "results.parquet")
@@ -179,15 +211,24 @@ def test_incompatible_method_task_pairs_are_rejected_at_sweep_start(tmp_path):
     plugin = tmp_path / "plugin"
     (plugin / "configs" / "method").mkdir(parents=True)
     (plugin / "configs" / "method" / "ct_only.yaml").write_text(
-        "name: ct_only\ntasks: ['ct_*']\nmodel: {_target_: regbench.methods.tv.TV}\ntrain: null\n")
+        "name: ct_only\ntasks: ['ct_*']\nmodel: {_target_: regbench.methods.tv.TV}\ntrain: null\n"
+    )
     out = tmp_path / "out"
-    proc = run_cli("-m", "method=tv,ct_only", "task=denoise_bsd68,denoise_folder", "profile=smoke", f"out={out}",
-                   cache=tmp_path / "cache", env={"REGBENCH_PLUGINS": str(plugin)})
+    proc = run_cli(
+        "-m",
+        "method=tv,ct_only",
+        "task=denoise_bsd68,denoise_folder",
+        "profile=smoke",
+        f"out={out}",
+        cache=tmp_path / "cache",
+        env={"REGBENCH_PLUGINS": str(plugin)},
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         "regbench: error: incompatible method x task pairs: "
         "ct_only x denoise_bsd68 (method ct_only runs only on tasks matching ct_*); "
-        "ct_only x denoise_folder (method ct_only runs only on tasks matching ct_*)")
+        "ct_only x denoise_folder (method ct_only runs only on tasks matching ct_*)"
+    )
     assert not (out / "rows").exists()
 
 
@@ -249,6 +290,8 @@ def test_a_release_removes_its_training_snapshot(tmp_path):
     from regbench.training.release import release
 
     cache, weights = tmp_path / "cache", tmp_path / "weights"
-    entry = release("crr", "smoke", (f"cache_dir={cache}", f"weights_dir={weights}", "snapshot_every_s=0", "progress=false"))
+    entry = release(
+        "crr", "smoke", (f"cache_dir={cache}", f"weights_dir={weights}", "snapshot_every_s=0", "progress=false")
+    )
     assert (weights / entry["file"]).is_file()
     assert (cache / "snapshots").is_dir() and not list((cache / "snapshots").iterdir())

@@ -1,11 +1,12 @@
 """Released checkpoints match the current default configs: a stale one can never be used silently."""
+
 import hashlib
 import json
 
 import pytest
+from conftest import REPO, compose
 
 from regbench.training import checkpoints
-from conftest import REPO, compose
 from regbench.training.release import released_methods
 
 WEIGHTS = REPO / "results" / "weights"
@@ -49,6 +50,8 @@ def test_a_changed_config_gets_a_different_key():
 
 
 def test_diffpir_and_dps_resolve_to_the_one_released_diffusion_prior():
-    keys = {m: checkpoints.checkpoint_key(checkpoints.training_spec(compose(f"method={m}", "profile=cpu").method, "cpu", 0))
-            for m in ("diffpir", "dps")}
+    keys = {
+        m: checkpoints.checkpoint_key(checkpoints.training_spec(compose(f"method={m}", "profile=cpu").method, "cpu", 0))
+        for m in ("diffpir", "dps")
+    }
     assert keys["diffpir"] == keys["dps"] and _manifest()[keys["dps"]]["method"] == "diffusion_prior"

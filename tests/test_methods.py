@@ -1,12 +1,12 @@
 """DEAL, PnP and the diffusion samplers: they learn, iterate and sample as claimed."""
+
 import deepinv as dinv
 import pytest
 import torch
+from conftest import compose
 from omegaconf import OmegaConf
 
-from regbench.training import checkpoints
 from regbench.core.instantiate import build
-from conftest import compose
 from regbench.datasets.bsds500 import BSDS500
 from regbench.datasets.images import center_crop
 from regbench.datasets.patches import PatchSampler
@@ -16,6 +16,7 @@ from regbench.methods.deal import DEAL, deal_network
 from regbench.methods.denoisers import Preconditioned, seeded_init
 from regbench.methods.diffusion import DPS, DiffPIR
 from regbench.methods.pnp import PnP
+from regbench.training import checkpoints
 
 SIGMA = 25 / 255
 
@@ -63,7 +64,9 @@ def test_trained_denoiser_beats_its_untrained_self(name, crops, patches):
 
 def test_deal_training_improves_its_reconstruction(crops):
     x, y, physics = crops
-    patches = PatchSampler(BSDS500(split="train400", root=None, download=False), n_images=8, seed=0)  # its own: order-free
+    patches = PatchSampler(
+        BSDS500(split="train400", root=None, download=False), n_images=8, seed=0
+    )  # its own: order-free
     method, budget = _smoke("deal", steps=40)
     seeded_init(method.net, 0)
     before = _psnr(method.eval().reconstruct(y, physics, y, {})[0], x)
@@ -82,8 +85,11 @@ def test_deal_at_paper_size_is_deepinvs_network():
 def test_deal_reconstructs_any_linear_problem_with_finite_output_of_the_right_shape(crops):
     x, _, _ = crops
     method = DEAL(channels=[1, 4, 8, 16], kernel_size=5, outer_iters=5).eval()
-    physics = dinv.physics.BlurFFT(img_size=(1, 32, 32), filter=dinv.physics.functional.gaussian_blur(sigma=1.0),
-                                   noise_model=dinv.physics.GaussianNoise(0.02))
+    physics = dinv.physics.BlurFFT(
+        img_size=(1, 32, 32),
+        filter=dinv.physics.functional.gaussian_blur(sigma=1.0),
+        noise_model=dinv.physics.GaussianNoise(0.02),
+    )
     y = physics(x)
     out, info = method.reconstruct(y, physics, physics.A_adjoint(y), {})
     assert out.shape == x.shape and torch.isfinite(out).all()
@@ -172,7 +178,9 @@ def test_anderson_mixing_solves_a_linear_fixed_point_in_a_few_steps():
 
     torch.manual_seed(0)
     q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
-    M = q @ torch.diag(torch.tensor([0.95, -0.9, 0.5], dtype=torch.float64)) @ q.T  # plain iteration: ~300 steps to 1e-8
+    M = (
+        q @ torch.diag(torch.tensor([0.95, -0.9, 0.5], dtype=torch.float64)) @ q.T
+    )  # plain iteration: ~300 steps to 1e-8
     b = torch.randn(3, dtype=torch.float64)
     solution = torch.linalg.solve(torch.eye(3, dtype=torch.float64) - M, b)
     x, xs, gs = torch.zeros(3, dtype=torch.float64), [], []
@@ -188,7 +196,11 @@ def test_deal_anderson_reaches_the_plain_fixed_point_no_slower(crops, monkeypatc
     import regbench.methods.deal as deal
 
     x, y, physics = crops
-    method = DEAL(channels=[1, 4, 8, 16], kernel_size=5, outer_iters=100, cg_iters=100, tol=1e-7, cg_tol=1e-9).double().eval()
+    method = (
+        DEAL(channels=[1, 4, 8, 16], kernel_size=5, outer_iters=100, cg_iters=100, tol=1e-7, cg_tol=1e-9)
+        .double()
+        .eval()
+    )
     seeded_init(method.net, 0)
     method.hp.update(lam=1.0, sigma=5.0)
     found = {}
@@ -259,8 +271,12 @@ def test_pnp_hqs_iterations_fill_in_an_inpainting_problem(crops):
     """With a fixed denoiser (deepinv's TV denoiser) HQS with the DPIR schedule recovers
     missing pixels, and iterating matters: 8 iterations beat 1 by far."""
     x, _, _ = crops
-    physics = dinv.physics.Inpainting(img_size=(1, 32, 32), mask=0.5, noise_model=dinv.physics.GaussianNoise(0.02),
-                                      rng=torch.Generator().manual_seed(0))
+    physics = dinv.physics.Inpainting(
+        img_size=(1, 32, 32),
+        mask=0.5,
+        noise_model=dinv.physics.GaussianNoise(0.02),
+        rng=torch.Generator().manual_seed(0),
+    )
     y = physics(x)
     x0 = physics.A_adjoint(y)
     denoiser = dinv.models.TVDenoiser(n_it_max=50)
@@ -334,8 +350,9 @@ def test_diffpir_from_the_measurement_starts_at_its_noise_level_on_denoising_onl
     spy.levels.clear()
     DiffPIR(spy).reconstruct(y, physics, y, {"steps": 6, "seed": 0, "start": "noise"})
     assert spy.levels[0] > 50  # pure noise
-    blur = dinv.physics.BlurFFT((1, 1, 32, 32), dinv.physics.blur.gaussian_blur(1.0),
-                                noise_model=dinv.physics.GaussianNoise(0.01))
+    blur = dinv.physics.BlurFFT(
+        (1, 1, 32, 32), dinv.physics.blur.gaussian_blur(1.0), noise_model=dinv.physics.GaussianNoise(0.01)
+    )
     spy.levels.clear()
     DiffPIR(spy).reconstruct(blur(x), blur, blur(x), {"steps": 6, "seed": 0, "start": "measurement"})
     assert spy.levels[0] > 50

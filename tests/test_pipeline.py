@@ -1,14 +1,13 @@
 """End to end: the smoke sweep writes rows, leaderboards and configs; a rerun does nothing."""
+
+import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 from PIL import Image
-import numpy as np
 
 from regbench.core.registry import sweep_members
 from regbench.results.store import REQUIRED_COLUMNS
-
-from conftest import REPO, run_cli
-
 
 METHODS = sorted(sweep_members("method"))
 
@@ -63,7 +62,9 @@ def test_rerun_of_a_finished_sweep_trains_and_evaluates_nothing(smoke_sweep):
 
 
 def test_checkpoints_are_reused_by_a_new_sweep(smoke_sweep, tmp_path):
-    proc = run_cli("-m", "method=crr,wcrr", "profile=smoke", f"out={tmp_path}", "progress=false", cache=smoke_sweep["cache"])
+    proc = run_cli(
+        "-m", "method=crr,wcrr", "profile=smoke", f"out={tmp_path}", "progress=false", cache=smoke_sweep["cache"]
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = proc.stdout + proc.stderr
     assert "using checkpoint" in log and "training" not in log
@@ -81,8 +82,15 @@ def test_evaluate_on_a_folder_of_own_images(smoke_sweep, tmp_path):
     for name in ("b_img", "a_img"):
         smooth = np.kron(rng.uniform(0, 255, (8, 8)), np.ones((10, 10))).astype(np.uint8)
         Image.fromarray(smooth).save(folder / f"{name}.png")
-    proc = run_cli("method=tv", "task=denoise_folder", f"task.images={folder}", "profile=smoke",
-                   f"out={tmp_path / 'out'}", "progress=false", cache=smoke_sweep["cache"])
+    proc = run_cli(
+        "method=tv",
+        "task=denoise_folder",
+        f"task.images={folder}",
+        "profile=smoke",
+        f"out={tmp_path / 'out'}",
+        "progress=false",
+        cache=smoke_sweep["cache"],
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = pd.read_parquet(tmp_path / "out" / "results.parquet")
     assert list(rows.image_id) == ["a_img", "b_img"] and (rows.task == "denoise_folder").all()

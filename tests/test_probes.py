@@ -1,12 +1,13 @@
 """Probes change the data exactly as stated; level 0 is the nominal task, bit for bit."""
+
 import os
 
 import pytest
 import torch
 
-from regbench.probes import NoiseSweep, Probe
 from regbench.datasets.bsds500 import BSDS500
 from regbench.datasets.denoising import DenoisingTask
+from regbench.probes import NoiseSweep, Probe
 
 pytestmark = pytest.mark.skipif(not os.environ.get("REGBENCH_DATA"), reason="REGBENCH_DATA not set")
 
@@ -60,8 +61,8 @@ def test_noise_model_levels_make_the_stated_noise(task):
 
 
 def test_ood_levels_bring_other_images_through_the_same_operator(task):
-    from regbench.probes import OutOfDistribution
     from regbench.datasets.bundled import Phantoms, SkimageImages
+    from regbench.probes import OutOfDistribution
 
     probe = OutOfDistribution([SkimageImages(), Phantoms(n=2, size=64)])
     assert probe.levels == [0, 1, 2] and probe.label(1) == "skimage" and probe.label(2) == "phantoms"
@@ -79,10 +80,11 @@ def test_ood_levels_bring_other_images_through_the_same_operator(task):
 def test_ood_on_ct_brings_non_square_natural_images_to_the_reconstruction_grid():
     """CT reconstructs on a square grid: an OOD image (text is 172x448) is cut to its centred
     square and area-resampled to the task's resolution, then measured by the nominal operator."""
-    from regbench.core.instantiate import build
-    from regbench.probes import OutOfDistribution
     from conftest import compose
+
+    from regbench.core.instantiate import build
     from regbench.datasets.bundled import SkimageImages
+    from regbench.probes import OutOfDistribution
 
     task = build(compose("task=ct_parallel_ellipses", "profile=smoke").task.spec)
     text = SkimageImages().load("text")
@@ -92,7 +94,7 @@ def test_ood_on_ct_brings_non_square_natural_images_to_the_reconstruction_grid()
     assert s.image_id == "skimage/text" and tuple(s.x.shape) == (1, 1, r, r)
     side = min(text.shape[-2:])
     left = (text.shape[-1] - side) // 2
-    square = text[..., :side, left:left + side]
+    square = text[..., :side, left : left + side]
     expected = torch.nn.functional.interpolate(square.unsqueeze(0), size=(r, r), mode="area")
     assert torch.allclose(s.x, expected, atol=1e-6)
     assert float(s.x.mean()) == pytest.approx(float(square.mean()), abs=2e-3)
@@ -100,8 +102,8 @@ def test_ood_on_ct_brings_non_square_natural_images_to_the_reconstruction_grid()
 
 
 def test_sensitivity_measures_the_spread_over_noise_realizations(task):
-    from regbench.probes import Sensitivity
     from regbench.methods.tv import TV
+    from regbench.probes import Sensitivity
 
     method = TV()
     method.hp["lam"] = 0.07
@@ -109,7 +111,9 @@ def test_sensitivity_measures_the_spread_over_noise_realizations(task):
     probe = Sensitivity(realizations=4)
     s = next(probe.samples(task, 0, 1, 48, 0, "cpu"))
     x_hat, _ = method.reconstruct(s.y, s.physics, s.x0, solver)
-    extra = probe.extra(method, task, s, x_hat, solver, 0, lambda smp: method.reconstruct(smp.y, smp.physics, smp.x0, solver))
+    extra = probe.extra(
+        method, task, s, x_hat, solver, 0, lambda smp: method.reconstruct(smp.y, smp.physics, smp.x0, solver)
+    )
     assert extra["realizations"] == 4
     # a denoiser's output varies less than its input noise, and not at all would be a bug
     assert 0.1 * 25 / 255 < extra["sensitivity_std"] < 25 / 255 and extra["sensitivity_max"] >= extra["sensitivity_std"]
@@ -119,12 +123,18 @@ def test_sensitivity_measures_the_spread_over_noise_realizations(task):
 
 def test_probe_sweep_rows_carry_variants_and_summaries(tmp_path):
     import pandas as pd
-
     from conftest import run_cli
 
     out = tmp_path / "out"
-    proc = run_cli("-m", "method=tv", "probe=nominal,noise_model,ood,sensitivity", "profile=smoke", f"out={out}",
-                   "progress=false", cache=tmp_path / "cache")
+    proc = run_cli(
+        "-m",
+        "method=tv",
+        "probe=nominal,noise_model,ood,sensitivity",
+        "profile=smoke",
+        f"out={out}",
+        "progress=false",
+        cache=tmp_path / "cache",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = pd.read_parquet(out / "results.parquet")
     assert sorted(rows.probe.unique()) == ["noise_model", "nominal", "ood", "sensitivity"]
@@ -145,6 +155,7 @@ def test_ct_probe_levels_score_an_image_on_the_same_range_as_level_zero():
     """CT scores each image on its own range (max_pixel None): every level of a probe that rebuilds
     samples keeps it, and the operator facts, so the same reconstruction scores alike at every level."""
     from conftest import compose
+
     from regbench.core.instantiate import build
     from regbench.datasets.bundled import SkimageImages
     from regbench.evaluation.metrics import image_metrics

@@ -1,9 +1,10 @@
 """Registries come from configs/<group>/*.yaml; unknown names fail in one line at start-up."""
+
 import pytest
+from conftest import run_cli
 
 from regbench.core.instantiate import build
 from regbench.core.registry import RegistryError, check_overrides, known
-from conftest import run_cli
 
 
 def test_registries_list_the_yaml_files():
@@ -46,7 +47,8 @@ def test_default_sweep_is_every_registered_method_less_those_that_opt_out(tmp_pa
     methods.mkdir(parents=True)
     (methods / "joins_tv.yaml").write_text("name: joins_tv\nmodel: {_target_: regbench.methods.tv.TV}\ntrain: null\n")
     (methods / "hidden_tv.yaml").write_text(
-        "name: hidden_tv\nsweep: false\nmodel: {_target_: regbench.methods.tv.TV}\ntrain: null\n")
+        "name: hidden_tv\nsweep: false\nmodel: {_target_: regbench.methods.tv.TV}\ntrain: null\n"
+    )
     monkeypatch.setenv("REGBENCH_PLUGINS", str(tmp_path / "plugin"))
     swept = sweep_params("default")["method"]
     assert "joins_tv" in swept and "hidden_tv" not in swept and "hidden_tv" in known("method")

@@ -4,6 +4,7 @@ Chromium is Debian's `chromium` package (.ci/run installs it); it runs headless 
 network pointed at a closed local port, so a report that needed the network would show
 broken parts, and the HTML is also checked to reference nothing outside itself.
 """
+
 import os
 import re
 import shutil
@@ -14,31 +15,45 @@ from html.parser import HTMLParser
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO, run_cli
 from PIL import Image
+from test_pipeline import METHODS
 
 from regbench.results.merge import KEY as MERGE_KEY
 from regbench.results.store import ResultStore
-from conftest import REPO, run_cli
-from test_pipeline import METHODS
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars", "--no-first-run",
-    "--disable-extensions", "--disable-background-networking", "--disable-sync", "--disable-component-update",
-    "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",  # networking off: every request fails
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-background-networking",
+    "--disable-sync",
+    "--disable-component-update",
+    "--proxy-server=127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",  # networking off: every request fails
 ]
 
 
 def chromium(*args: str, tmp_path) -> subprocess.CompletedProcess:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     assert binary, "headless Chromium is needed: apt-get install -y chromium (.ci/run does this)"
-    proc = subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}", *args],
-                          capture_output=True, timeout=180)
+    proc = subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}", *args],
+        capture_output=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
 
 
 def report(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "regbench", "report", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "regbench", "report", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 class Tables(HTMLParser):
@@ -90,8 +105,15 @@ def merged(smoke_sweep, tmp_path_factory):
     """Sweep 2: tv and wavelet_l1 under the noise sweep, plus a copy of sweep 1's tv rows (an overlap)."""
     root = tmp_path_factory.mktemp("merge")
     second, out = root / "second", root / "merged"
-    proc = run_cli("-m", "method=tv,wavelet_l1", "probe=noise_sweep", "profile=smoke", f"out={second}", "progress=false",
-                   cache=smoke_sweep["cache"])
+    proc = run_cli(
+        "-m",
+        "method=tv,wavelet_l1",
+        "probe=noise_sweep",
+        "profile=smoke",
+        f"out={second}",
+        "progress=false",
+        cache=smoke_sweep["cache"],
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     first_rows = pd.read_parquet(smoke_sweep["out"] / "results.parquet")
     tv_hash = first_rows.loc[first_rows.method == "tv", "config_hash"].iloc[0]
@@ -105,7 +127,9 @@ def merged(smoke_sweep, tmp_path_factory):
 def test_report_is_self_contained(smoke_report):
     html = smoke_report.read_text()
     assert html.startswith("<!DOCTYPE html>") and "<script>" in html and "<style>" in html
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import|<link\b""", html, re.I)
+    assert not re.search(
+        r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import|<link\b""", html, re.I
+    )
     images = re.findall(r"<img[^>]*\ssrc=\"([^\"]*)\"", html)
     assert images and all(src.startswith("data:image/png;base64,") for src in images)
     convergence = re.findall(r'<img class=plot alt="convergence denoise_bsd68"', html)
@@ -156,7 +180,9 @@ def test_merging_two_sweeps_gives_the_union_without_duplicates(merged):
     assert len(overlap) == 2  # the copied tv rows
     assert len(union) == len(first) + len(second) - len(overlap) == len(first) + 2 * 2 * 4
     assert not union.duplicated(KEY).any()
-    assert set(map(tuple, union[KEY].astype(str).values)) == set(map(tuple, pd.concat([first, second])[KEY].astype(str).values))
+    assert set(map(tuple, union[KEY].astype(str).values)) == set(
+        map(tuple, pd.concat([first, second])[KEY].astype(str).values)
+    )
     board = pd.read_csv(merged["out"] / "leaderboard.csv")
     assert len(board) == len(METHODS) + 2 * 4  # nominal: every method; noise_sweep: 2 methods x 4 levels
     assert set(board.probe) == {"nominal", "noise_sweep"}
@@ -168,12 +194,27 @@ def test_merging_two_sweeps_gives_the_union_without_duplicates(merged):
 def test_merged_report_shows_probe_tables_and_degradation_curves(merged, tmp_path):
     html = (merged["out"] / "report.html").read_text()
     assert 'alt="degradation curves denoise_bsd68 noise_sweep"' in html
-    dom = chromium("--virtual-time-budget=3000", "--dump-dom", (merged["out"] / "report.html").as_uri(), tmp_path=tmp_path).stdout.decode()
+    dom = chromium(
+        "--virtual-time-budget=3000", "--dump-dom", (merged["out"] / "report.html").as_uri(), tmp_path=tmp_path
+    ).stdout.decode()
     tables = tables_of(dom)
     assert sorted(first_column(tables[0])) == METHODS
     heads = [t[0] for t in tables]
-    sweep = tables[heads.index(["method", "PSNR @ level -1", "PSNR @ level 0", "PSNR @ level 1", "PSNR @ level 2",
-                                "SSIM @ level -1", "SSIM @ level 0", "SSIM @ level 1", "SSIM @ level 2"])]
+    sweep = tables[
+        heads.index(
+            [
+                "method",
+                "PSNR @ level -1",
+                "PSNR @ level 0",
+                "PSNR @ level 1",
+                "PSNR @ level 2",
+                "SSIM @ level -1",
+                "SSIM @ level 0",
+                "SSIM @ level 1",
+                "SSIM @ level 2",
+            ]
+        )
+    ]
     assert sorted(first_column(sweep)) == ["tv", "wavelet_l1"]
     for level in (-1, 0, 1, 2):
         assert f"<h4>probe noise_sweep, level {level}</h4>" in dom
@@ -190,8 +231,14 @@ def test_merge_refuses_to_write_into_a_sweep_folder(merged):
 
 def test_make_targets(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path)}  # a stray OUT in the environment does not redirect the runs
-    make = subprocess.run(["make", "-n", "benchmark", "leaderboard", "RESULTS=runs/a runs/b"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60, env=env)
+    make = subprocess.run(
+        ["make", "-n", "benchmark", "leaderboard", "RESULTS=runs/a runs/b"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert make.returncode == 0, make.stderr
     assert "logger=wandb" in make.stdout
     assert f"regbench report {REPO / 'runs/cpu'}" in make.stdout
@@ -204,15 +251,36 @@ def test_make_targets(tmp_path):
 
 def test_task_summary_puts_methods_side_by_side_with_their_compute():
     import pandas as pd
-
     from task_summary import summary
 
-    rows = pd.DataFrame([
-        {"task": "ct_x", "method": m, "level": 0, "image_id": i, "psnr": p + i, "ssim": 0.5, "seconds": 30.0,
-         "calib_seconds": c}
-        for m, p, c in [("tv", 30.0, 60.0), ("crr", 31.0, float("nan"))] for i in (0, 1)
-    ] + [{"task": "ct_x", "method": "tv", "level": 1, "image_id": 0, "psnr": 0.0, "ssim": 0.0, "seconds": 999.0,
-          "calib_seconds": 60.0}])
+    rows = pd.DataFrame(
+        [
+            {
+                "task": "ct_x",
+                "method": m,
+                "level": 0,
+                "image_id": i,
+                "psnr": p + i,
+                "ssim": 0.5,
+                "seconds": 30.0,
+                "calib_seconds": c,
+            }
+            for m, p, c in [("tv", 30.0, 60.0), ("crr", 31.0, float("nan"))]
+            for i in (0, 1)
+        ]
+        + [
+            {
+                "task": "ct_x",
+                "method": "tv",
+                "level": 1,
+                "image_id": 0,
+                "psnr": 0.0,
+                "ssim": 0.0,
+                "seconds": 999.0,
+                "calib_seconds": 60.0,
+            }
+        ]
+    )
     table = summary(rows, ["tv", "crr", "wcrr"]).splitlines()
     assert table[0] == "| task | images | tv | crr | wcrr | minutes (calibration + evaluation) |"
     assert table[2] == "| ct_x | 2 | 30.50 / 0.500 | 31.50 / 0.500 | – | 3 (tv 2, crr 1) |"

@@ -1,4 +1,5 @@
 """CRR is convex and WCRR 1-weakly convex by construction; gradients and norms are right."""
+
 import pytest
 import torch
 

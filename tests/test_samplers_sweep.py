@@ -1,17 +1,20 @@
 """Every registered method through the smoke sweep (experiment=methods); samplers once per seed."""
+
 import json
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from regbench.core.registry import known
-from conftest import run_cli
 
 
 @pytest.fixture(scope="module")
 def methods_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("methods")
-    proc = run_cli("-m", "experiment=methods", "profile=smoke", f"out={root / 'out'}", "progress=false", cache=root / "cache")
+    proc = run_cli(
+        "-m", "experiment=methods", "profile=smoke", f"out={root / 'out'}", "progress=false", cache=root / "cache"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root / "out"
 
@@ -48,16 +51,27 @@ def test_samplers_are_evaluated_once_per_seed_and_report_the_spread(methods_swee
 
 
 def test_a_method_without_reconstruct_settings_for_the_profile_fails_in_one_line(tmp_path):
-    proc = run_cli("method=diffpir", "profile=smoke", "method.reconstruct.smoke=null", f"out={tmp_path / 'out'}",
-                   cache=tmp_path / "cache")
+    proc = run_cli(
+        "method=diffpir",
+        "profile=smoke",
+        "method.reconstruct.smoke=null",
+        f"out={tmp_path / 'out'}",
+        cache=tmp_path / "cache",
+    )
     assert proc.returncode == 2
     assert "method.reconstruct (of diffpir)" in proc.stderr and "a section for profile 'smoke'" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out" / "rows").exists()
 
 
 def test_a_sampler_can_evaluate_the_first_test_images_only(tmp_path):
-    proc = run_cli("method=diffpir", "profile=smoke", "+method.reconstruct.smoke.n_test=1", f"out={tmp_path / 'out'}",
-                   "progress=false", cache=tmp_path / "cache")
+    proc = run_cli(
+        "method=diffpir",
+        "profile=smoke",
+        "+method.reconstruct.smoke.n_test=1",
+        f"out={tmp_path / 'out'}",
+        "progress=false",
+        cache=tmp_path / "cache",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = pd.read_parquet(tmp_path / "out" / "results.parquet")
     assert rows.image_id.nunique() == 1 and sorted(rows.sample_seed) == [0, 1]

@@ -1,12 +1,12 @@
 """Scale and speed plumbing: parallel launchers give the sequential rows; the fast
 solver agrees with the reference solver; `make perf` writes its documented table."""
+
 import pandas as pd
 import pytest
 import torch
+from conftest import compose, run_cli
 
 from regbench.cli import perf
-from regbench.evaluation.metrics import image_metrics
-from conftest import REPO, compose, run_cli
 
 TIMING = ["seconds", "peak_mem_mb", "train_minutes", "calib_seconds"]
 KEY = ["method", "task", "probe", "level", "image_id", "sample_seed"]  # samplers: one row per image and seed
@@ -17,14 +17,19 @@ def _rows(out):
     return rows.drop(columns=TIMING).sort_values(KEY).reset_index(drop=True)
 
 
-@pytest.mark.parametrize("launcher", [
-    ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1"],
-    ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],
-], ids=["joblib", "submitit_local"])
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1"],
+        ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],
+    ],
+    ids=["joblib", "submitit_local"],
+)
 def test_parallel_launchers_reproduce_the_sequential_rows(smoke_sweep, tmp_path, launcher):
     out = tmp_path / "out"
-    proc = run_cli("-m", "experiment=default", "profile=smoke", f"out={out}", "progress=false", *launcher,
-                   cache=tmp_path / "cache")
+    proc = run_cli(
+        "-m", "experiment=default", "profile=smoke", f"out={out}", "progress=false", *launcher, cache=tmp_path / "cache"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     parallel, sequential = _rows(out), _rows(smoke_sweep["out"])
     assert len(list((out / "rows").glob("*.parquet"))) == len(list((smoke_sweep["out"] / "rows").glob("*.parquet")))
@@ -55,8 +60,18 @@ def test_fast_solver_matches_the_reference_solver():
 def test_perf_writes_its_documented_columns(tmp_path):
     perf.main([f"out={tmp_path}", "methods=tv", "images=1", "crop=48", "train_steps=0", "smoke=false"])
     table = pd.read_csv(tmp_path / "perf.csv")
-    assert {"method", "image_id", "seconds", "iterations", "psnr", "threads", "device", "psnr_ref",
-            "seconds_energy", "energy_monotone"} <= set(table.columns)
+    assert {
+        "method",
+        "image_id",
+        "seconds",
+        "iterations",
+        "psnr",
+        "threads",
+        "device",
+        "psnr_ref",
+        "seconds_energy",
+        "energy_monotone",
+    } <= set(table.columns)
     assert table.method.tolist() == ["tv"] and table.psnr.between(15, 50).all()
     assert table.seconds_energy.gt(0).all() and table.energy_monotone.notna().all()  # TV is energy-based: tracked
     assert abs(table.psnr_gap.iloc[0]) < 0.05

@@ -2,6 +2,7 @@
 
 Each probe changes the data exactly as stated; level 0 is the nominal task bit for bit. Tiny sizes only.
 """
+
 import functools
 import json
 import os
@@ -61,7 +62,9 @@ def test_ct_mismatch_jitters_the_angles_and_shifts_the_detector_as_stated():
         return OdlLinear(tomo.RayTransform(_space(64), g, impl="astra_cpu"), ops["A_fine"].scale).apply(fine)
 
     torch.testing.assert_close(simulate(0.0), reference, rtol=0, atol=1e-5 * float(reference.abs().max()))
-    torch.testing.assert_close(simulate(cell)[..., :-1], reference[..., 1:], rtol=0, atol=1e-5 * float(reference.abs().max()))
+    torch.testing.assert_close(
+        simulate(cell)[..., :-1], reference[..., 1:], rtol=0, atol=1e-5 * float(reference.abs().max())
+    )
     # samples: level 0 is the nominal task bit for bit; a mismatch keeps the nominal physics and noise std
     probe = OperatorMismatch()
     base = list(Probe().samples(task, 0, 1, 32, 0, "cpu"))[0]
@@ -79,7 +82,9 @@ def test_deblur_mismatch_scales_the_kernel_width_and_keeps_the_noise():
     from regbench.datasets.deblur import DeblurTask
 
     kernels = functools.partial(GaussianBlurGenerator, psf_size=(25, 25), sigma_min=1.6, sigma_max=1.6, isotropic=True)
-    task = DeblurTask(kernels, 0.01, _bsds("val_not68"), _bsds("val_not68"), _bsds("bsd68"), name="deblur_gaussian_bsd68")
+    task = DeblurTask(
+        kernels, 0.01, _bsds("val_not68"), _bsds("val_not68"), _bsds("bsd68"), name="deblur_gaussian_bsd68"
+    )
     rng = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     nominal = task.kernel(rng(), "cpu")
     for level, factor in ((-1, 0.8), (1, 1.2), (2, 1.4)):
@@ -231,8 +236,17 @@ def test_rows_carry_energy_monotone_and_traces_are_saved(tmp_path):
     from regbench.core.instantiate import build
     from regbench.evaluation.runner import evaluate
 
-    cfg = compose("method=tv", "probe=nominal", "profile=smoke", f"out={tmp_path}", "examples=0",
-                  "profile.data.n_test=2", "profile.data.test_crop=32", "progress=false", "convergence.energy=true")
+    cfg = compose(
+        "method=tv",
+        "probe=nominal",
+        "profile=smoke",
+        f"out={tmp_path}",
+        "examples=0",
+        "profile.data.n_test=2",
+        "profile.data.test_crop=32",
+        "progress=false",
+        "convergence.energy=true",
+    )
     task, method = build(cfg.task.spec), build(cfg.method.model)
     method.hp["lam"] = 0.07
     common = {"method": "tv", "task": "denoise_bsd68", "probe": "nominal", "config_hash": "test", "seed": 0}
@@ -250,12 +264,26 @@ def _board():
     for method, slope in (("tv", 1.0), ("crr", 0.5)):
         for level in (0, 0.01, 0.03):
             for image in ("a", "b"):
-                rows.append({"task": "t", "probe": "worst_case", "level": level, "method": method, "image_id": image,
-                             "psnr": 30 - 100 * slope * level, "ssim": 0.9 - slope * level, "seconds": 1.0,
-                             "iterations": 5, "params": 0, "train_minutes": 0.0, "converged": True, "status": "ok",
-                             "amplification": np.nan if level == 0 else slope * (2 if image == "a" else 1),
-                             "random_amplification": np.nan if level == 0 else 0.1 * slope,
-                             "energy_monotone": None if method == "tv" else True})
+                rows.append(
+                    {
+                        "task": "t",
+                        "probe": "worst_case",
+                        "level": level,
+                        "method": method,
+                        "image_id": image,
+                        "psnr": 30 - 100 * slope * level,
+                        "ssim": 0.9 - slope * level,
+                        "seconds": 1.0,
+                        "iterations": 5,
+                        "params": 0,
+                        "train_minutes": 0.0,
+                        "converged": True,
+                        "status": "ok",
+                        "amplification": np.nan if level == 0 else slope * (2 if image == "a" else 1),
+                        "random_amplification": np.nan if level == 0 else 0.1 * slope,
+                        "energy_monotone": None if method == "tv" else True,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -298,12 +326,17 @@ def test_convergence_traces_are_plotted_per_task_with_the_nominal_probe_first(tm
     first, second = tmp_path / "a", tmp_path / "b"
     for folder, probe, start in ((first, "noise_sweep", 10.0), (first, "nominal", 20.0), (second, "nominal", 30.0)):
         (folder / "traces").mkdir(parents=True, exist_ok=True)
-        images = [{"image_id": "x", "level": "0", "psnr": [start, start + 1, start + 1.5]},
-                  {"image_id": "x", "level": "1", "psnr": [0.0]}]
+        images = [
+            {"image_id": "x", "level": "0", "psnr": [start, start + 1, start + 1.5]},
+            {"image_id": "x", "level": "1", "psnr": [0.0]},
+        ]
         (folder / "traces" / f"crr__t__{probe}.json").write_text(
-            json.dumps({"method": "crr", "task": "t", "probe": probe, "images": images}))
+            json.dumps({"method": "crr", "task": "t", "probe": probe, "images": images})
+        )
     traces = convergence.load_traces([first, second])
-    assert traces == {"t": {"crr": [[20.0, 21.0, 21.5]]}}  # level 0 only; nominal before other probes; first folder wins
+    assert traces == {
+        "t": {"crr": [[20.0, 21.0, 21.5]]}
+    }  # level 0 only; nominal before other probes; first folder wins
 
     paths = write_plots(leaderboard.aggregate(_board()), tmp_path / "out", [first, second])
     plot = tmp_path / "out" / "plots" / "t__convergence.png"
@@ -316,14 +349,41 @@ def test_convergence_traces_are_plotted_per_task_with_the_nominal_probe_first(tm
 def test_probe_summary_table_puts_each_family_headline_side_by_side():
     from probe_summary import summary
 
-    base = {"task": "t", "method": "crr", "image_id": "a", "ssim": 0.8, "seconds": 1.0, "iterations": 5, "params": 0,
-            "train_minutes": 0.0, "converged": True, "status": "ok"}
-    levels = {"noise_sweep": {0: 30.0, 1: 27.0, 2: 20.0, -1: 32.0}, "noise_decay": {0: 30.0, 1: 31.0, 2: 33.0, 3: 34.5},
-              "ood": {0: 30.0, 1: 31.0, 2: 25.0}, "noise_model": {0: 30.0, 1: 28.0, 2: 24.0, 3: 29.0}}
-    rows = [{**base, "probe": p, "level": lvl, "psnr": v, "energy_monotone": lvl != 2}
-            for p, per in levels.items() for lvl, v in per.items()]
-    rows += [{**base, "probe": "worst_case", "level": lvl, "psnr": 30.0 - lvl, "energy_monotone": True,
-              "amplification": amp, "random_amplification": amp / 4} for lvl, amp in ((0, np.nan), (0.01, 0.6), (0.03, 0.8))]
+    base = {
+        "task": "t",
+        "method": "crr",
+        "image_id": "a",
+        "ssim": 0.8,
+        "seconds": 1.0,
+        "iterations": 5,
+        "params": 0,
+        "train_minutes": 0.0,
+        "converged": True,
+        "status": "ok",
+    }
+    levels = {
+        "noise_sweep": {0: 30.0, 1: 27.0, 2: 20.0, -1: 32.0},
+        "noise_decay": {0: 30.0, 1: 31.0, 2: 33.0, 3: 34.5},
+        "ood": {0: 30.0, 1: 31.0, 2: 25.0},
+        "noise_model": {0: 30.0, 1: 28.0, 2: 24.0, 3: 29.0},
+    }
+    rows = [
+        {**base, "probe": p, "level": lvl, "psnr": v, "energy_monotone": lvl != 2}
+        for p, per in levels.items()
+        for lvl, v in per.items()
+    ]
+    rows += [
+        {
+            **base,
+            "probe": "worst_case",
+            "level": lvl,
+            "psnr": 30.0 - lvl,
+            "energy_monotone": True,
+            "amplification": amp,
+            "random_amplification": amp / 4,
+        }
+        for lvl, amp in ((0, np.nan), (0.01, 0.6), (0.03, 0.8))
+    ]
     table = summary(pd.DataFrame(rows), ["crr", "dps"]).splitlines()
     crr = next(line for line in table if line.startswith("| crr |")).split(" | ")
     assert crr[1:6] == ["30.00", "3.00 / 10.00", "30.00 -> 34.50 up", "3.00", "-1.00 / 5.00"]

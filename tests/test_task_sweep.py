@@ -1,13 +1,14 @@
 """End to end on every inverse-problem task: the smoke sweep of tv and crr (crr
 trained on denoising, lambda/mu re-fitted per task) runs, writes a finished row
 per test image, and TV improves on each task's initializer."""
+
 import json
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from regbench.core.registry import known
-from conftest import run_cli
 
 TASKS = sorted(t for t in known("task") if not t.startswith("denoise_"))
 METHODS = ["crr", "tv"]
@@ -17,16 +18,24 @@ METHODS = ["crr", "tv"]
 def task_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("tasks")
     out = root / "out"
-    proc = run_cli("-m", "experiment=tasks", f"method={','.join(METHODS)}", f"task={','.join(TASKS)}", "profile=smoke",
-                   f"out={out}", "progress=false", cache=root / "cache", timeout=900)
+    proc = run_cli(
+        "-m",
+        "experiment=tasks",
+        f"method={','.join(METHODS)}",
+        f"task={','.join(TASKS)}",
+        "profile=smoke",
+        f"out={out}",
+        "progress=false",
+        cache=root / "cache",
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"out": out, "rows": pd.read_parquet(out / "results.parquet"), "log": proc.stdout + proc.stderr}
 
 
 def test_the_named_sweep_covers_every_inverse_task():
-    from omegaconf import OmegaConf
-
     from conftest import REPO
+    from omegaconf import OmegaConf
 
     params = OmegaConf.load(REPO / "configs" / "experiment" / "tasks.yaml").hydra.sweeper.params
     assert sorted(params.task.split(",")) == TASKS and {"tv", "crr", "wcrr"} <= set(params.method.split(","))
@@ -57,5 +66,9 @@ def test_tv_improves_on_every_initializer(task_sweep):
 
 def test_calibrated_weights_differ_between_tasks(task_sweep):
     """lambda is re-fitted per task (not the denoising value everywhere)."""
-    hyper = task_sweep["rows"].groupby("task").apply(lambda r: r.loc[r.method == "tv", "hyper"].iloc[0], include_groups=False)
+    hyper = (
+        task_sweep["rows"]
+        .groupby("task")
+        .apply(lambda r: r.loc[r.method == "tv", "hyper"].iloc[0], include_groups=False)
+    )
     assert hyper.nunique() > len(TASKS) // 2

@@ -1,5 +1,6 @@
 """The inverse-problem tasks: operators (adjoints, autograd through ODL), shapes,
 noise levels, phantoms without the inverse crime, data downloads, config errors."""
+
 import hashlib
 import io
 import json
@@ -10,11 +11,10 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import compose
 
 from regbench.core.instantiate import build
-from regbench.evaluation.metrics import image_metrics
 from regbench.core.registry import known
-from conftest import compose
 from regbench.datasets import lodopab
 from regbench.datasets.ct import CTTask, operators
 from regbench.datasets.ellipses import EllipsePhantoms
@@ -23,6 +23,7 @@ from regbench.datasets.images import DataMissingError
 from regbench.datasets.mri import MRITask
 from regbench.datasets.odl_bridge import OdlPhysics
 from regbench.datasets.superres import SuperResolutionTask
+from regbench.evaluation.metrics import image_metrics
 
 needs_bsds = pytest.mark.skipif(not os.environ.get("REGBENCH_DATA"), reason="REGBENCH_DATA not set")
 PREFIXES = ("denoise_", "ct_parallel_", "ct_fan_", "deblur_", "mri_", "sr_", "inpaint_")
@@ -99,8 +100,17 @@ def test_ct_operator_is_normalized_to_unit_norm():
 # -- shapes, noise, initializers --------------------------------------------------
 def _expected_shapes(name, task, n):
     if name.startswith("ct_"):
-        det = operators(task.geometry, n, task.angles, task.oversample, "astra_cpu", task.src_radius, task.det_radius,
-                        task.fbp_filter, task.fbp_frequency_scaling)["A"].out_shape[1]
+        det = operators(
+            task.geometry,
+            n,
+            task.angles,
+            task.oversample,
+            "astra_cpu",
+            task.src_radius,
+            task.det_radius,
+            task.fbp_filter,
+            task.fbp_frequency_scaling,
+        )["A"].out_shape[1]
         return (1, 1, n, n), (1, 1, task.angles, det)
     if name.startswith("mri_"):
         return (1, 1, n, n), (1, 2, n, n)
@@ -145,7 +155,10 @@ def test_measurements_are_fixed_per_image_and_seed(name):
 @pytest.mark.parametrize("name", INVERSE_TASKS)
 def test_initializer_is_closer_to_the_truth_than_zero(name):
     s = _one(_task(name))
-    assert image_metrics(s.x0, s.x, s.max_pixel)["psnr"] > image_metrics(torch.zeros_like(s.x), s.x, s.max_pixel)["psnr"] + 2
+    assert (
+        image_metrics(s.x0, s.x, s.max_pixel)["psnr"]
+        > image_metrics(torch.zeros_like(s.x), s.x, s.max_pixel)["psnr"] + 2
+    )
 
 
 def test_ct_metrics_use_each_ground_truths_range():
@@ -167,8 +180,15 @@ def test_ellipse_phantoms_are_fixed_per_split_and_id_and_render_at_any_size():
 
 
 def _ct(oversample, noise=0.0):
-    return CTTask(EllipsePhantoms("train", 2, 32), EllipsePhantoms("calib", 2, 32), EllipsePhantoms("test", 2, 32),
-                  angles=20, size=32, noise=noise, oversample=oversample)
+    return CTTask(
+        EllipsePhantoms("train", 2, 32),
+        EllipsePhantoms("calib", 2, 32),
+        EllipsePhantoms("test", 2, 32),
+        angles=20,
+        size=32,
+        noise=noise,
+        oversample=oversample,
+    )
 
 
 def test_ct_data_are_simulated_off_the_reconstruction_grid():
@@ -212,8 +232,11 @@ def _lodopab_record(tmp_path, corrupt=False):
         zf.writestr("ground_truth_test_000.hdf5", h5.getvalue())
     md5 = "0" * 32 if corrupt else hashlib.md5(archive.read_bytes()).hexdigest()
     record = tmp_path / "record.json"
-    record.write_text(json.dumps({"files": [{"key": "ground_truth_test.zip", "checksum": f"md5:{md5}",
-                                             "links": {"self": archive.as_uri()}}]}))
+    record.write_text(
+        json.dumps(
+            {"files": [{"key": "ground_truth_test.zip", "checksum": f"md5:{md5}", "links": {"self": archive.as_uri()}}]}
+        )
+    )
     return record.as_uri()
 
 
@@ -278,7 +301,9 @@ def test_metrics_are_computed_in_float64_whatever_the_input_precision():
     x = torch.rand(1, 1, 64, 64, generator=g).cumsum(-1) / 64  # smooth ramps, not white noise
     y = (x + 0.05 * torch.randn(x.shape, generator=g)).to(torch.bfloat16)
     low, exact = image_metrics(y, x.to(torch.bfloat16)), image_metrics(y.double(), x.to(torch.bfloat16).double())
-    assert low["ssim"] == pytest.approx(exact["ssim"], abs=1e-9) and low["psnr"] == pytest.approx(exact["psnr"], abs=1e-9)
+    assert low["ssim"] == pytest.approx(exact["ssim"], abs=1e-9) and low["psnr"] == pytest.approx(
+        exact["psnr"], abs=1e-9
+    )
 
 
 def test_ct_backend_falls_back_from_astra_cpu_to_cuda_then_skimage_with_a_warning(monkeypatch):

@@ -1,15 +1,25 @@
 """scripts/training_curves.py: training-batch PSNR against minutes, from manifest histories."""
+
 import json
 
 import pytest
-
 import training_curves
 
 
 def _manifest():
     return {
-        "a": {"method": "crr", "file": "crr-aaaa.pt", "train_minutes": 40.0, "log": {"history": {"loss": [10 ** (-k / 10) for k in range(1, 41)]}}},
-        "b": {"method": "pnp_drunet", "file": "pnp_drunet-bbbb.pt", "train_minutes": 10.0, "log": {"history": {"psnr": [25.0] * 20 + [27.0] * 20}}},
+        "a": {
+            "method": "crr",
+            "file": "crr-aaaa.pt",
+            "train_minutes": 40.0,
+            "log": {"history": {"loss": [10 ** (-k / 10) for k in range(1, 41)]}},
+        },
+        "b": {
+            "method": "pnp_drunet",
+            "file": "pnp_drunet-bbbb.pt",
+            "train_minutes": 10.0,
+            "log": {"history": {"psnr": [25.0] * 20 + [27.0] * 20}},
+        },
     }
 
 
@@ -18,7 +28,9 @@ def test_table_reads_psnr_or_converts_the_ridge_loss_and_smooths_over_a_tenth():
     # crr: PSNR k dB at history point k; at 100% the moving average of the last 4 points (37..40)
     assert t.loc["crr", "psnr@100%"] == pytest.approx(38.5)
     assert t.loc["crr", "psnr@25%"] == pytest.approx(8.5)  # points 7..10
-    assert t.loc["pnp_drunet", "psnr@50%"] == pytest.approx(25.0) and t.loc["pnp_drunet", "psnr@100%"] == pytest.approx(27.0)
+    assert t.loc["pnp_drunet", "psnr@50%"] == pytest.approx(25.0) and t.loc["pnp_drunet", "psnr@100%"] == pytest.approx(
+        27.0
+    )
     assert t.loc["crr", "train_minutes"] == 40.0
 
 

@@ -3,18 +3,19 @@
 Everything is read back from what W&B wrote (table files, the records of each run's
 `.wandb` log), not from what regbench meant to log.
 """
+
 import json
 import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from regbench.results import leaderboard
-from regbench.results.wandb_logger import OVERALL_COLUMNS, ROW_COLUMNS
 from conftest import run_cli
 from test_pipeline import METHODS
 from wandb_records import records
+
+from regbench.results import leaderboard
+from regbench.results.wandb_logger import OVERALL_COLUMNS, ROW_COLUMNS
 
 TASK = "denoise_bsd68"
 REFERENCES = {"crr": 28.10, "wcrr": 28.68}
@@ -36,15 +37,19 @@ def read_run(folder: Path) -> dict:
             run.update(name=record.run.display_name, group=record.run.run_group, job_type=record.run.job_type)
             run["config"].update({i.key: json.loads(i.value_json) for i in record.run.config.update})
         elif kind == "summary":
-            run["summary"].update({"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in record.summary.update})
+            run["summary"].update(
+                {"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in record.summary.update}
+            )
         elif kind == "history":
-            run["history"].append({"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in record.history.item})
+            run["history"].append(
+                {"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in record.history.item}
+            )
     return run
 
 
 def nested(summary: dict, prefix: str) -> dict:
     """The entries of a logged dict-valued summary item (the log stores them under nested keys)."""
-    return {k[len(prefix) + 1:]: v for k, v in summary.items() if k.startswith(prefix + "/")}
+    return {k[len(prefix) + 1 :]: v for k, v in summary.items() if k.startswith(prefix + "/")}
 
 
 def table(run: dict, key: str) -> pd.DataFrame:
@@ -58,8 +63,16 @@ def wandb_sweep(smoke_sweep, tmp_path_factory):
     """The default smoke sweep again with logger=wandb and no credentials (checkpoints and calibration cached)."""
     root = tmp_path_factory.mktemp("wandb")
     out = root / "out"
-    proc = run_cli("-m", "experiment=default", "profile=smoke", f"out={out}", "progress=false", "logger=wandb",
-                   cache=smoke_sweep["cache"], env=no_credentials_env(root / "home"))
+    proc = run_cli(
+        "-m",
+        "experiment=default",
+        "profile=smoke",
+        f"out={out}",
+        "progress=false",
+        "logger=wandb",
+        cache=smoke_sweep["cache"],
+        env=no_credentials_env(root / "home"),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     folders = sorted((out / "wandb").glob("offline-run-*"))
     runs = [read_run(f) for f in folders]
@@ -69,7 +82,9 @@ def wandb_sweep(smoke_sweep, tmp_path_factory):
 def test_offline_by_default_one_run_per_combination_plus_a_leaderboard_run(wandb_sweep):
     runs = wandb_sweep["runs"]
     assert sorted(r["job_type"] for r in runs) == ["combination"] * len(METHODS) + ["leaderboard"]
-    assert sorted(r["name"] for r in runs if r["job_type"] == "combination") == sorted(f"{m}__{TASK}__nominal" for m in METHODS)
+    assert sorted(r["name"] for r in runs if r["job_type"] == "combination") == sorted(
+        f"{m}__{TASK}__nominal" for m in METHODS
+    )
     assert len({r["group"] for r in runs}) == 1 and runs[0]["group"].startswith("out-")
     assert not list((wandb_sweep["out"] / "wandb").glob("run-*")), "no online run folders without credentials"
     log = wandb_sweep["proc"].stdout + wandb_sweep["proc"].stderr
@@ -86,7 +101,9 @@ def test_leaderboard_run_holds_the_tables_and_its_summary(wandb_sweep):
         assert r.psnr_mean == pytest.approx(expected.loc[r.method, "psnr_mean"], abs=1e-9)
         assert r.n_images == 2
         if r.method in REFERENCES:
-            assert r.reference_psnr == REFERENCES[r.method] and r.gap_db == pytest.approx(r.psnr_mean - REFERENCES[r.method])
+            assert r.reference_psnr == REFERENCES[r.method] and r.gap_db == pytest.approx(
+                r.psnr_mean - REFERENCES[r.method]
+            )
     probe = table(run, "probe_nominal")
     assert list(probe.columns) == ["task", "method", "psnr@0", "ssim@0"] and sorted(probe.method) == METHODS
     summary = run["summary"]  # the final summary, as recorded in the run's .wandb log
@@ -96,7 +113,11 @@ def test_leaderboard_run_holds_the_tables_and_its_summary(wandb_sweep):
     for method, ref in REFERENCES.items():
         assert summary[f"{TASK}/{method}/gap_db"] == pytest.approx(expected.loc[method, "psnr_mean"] - ref)
     logged = nested(summary, "leaderboard")
-    assert logged["_type"] == "table-file" and logged["nrows"] == len(METHODS) and logged["path"].startswith("media/table/")
+    assert (
+        logged["_type"] == "table-file"
+        and logged["nrows"] == len(METHODS)
+        and logged["path"].startswith("media/table/")
+    )
 
 
 def test_combination_runs_hold_config_metrics_rows_examples_and_training_curves(wandb_sweep):
@@ -124,8 +145,16 @@ def test_combination_runs_hold_config_metrics_rows_examples_and_training_curves(
 def test_unreachable_server_falls_back_to_offline_and_the_run_succeeds(smoke_sweep, tmp_path):
     env = {**no_credentials_env(tmp_path / "home"), "WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
     out = tmp_path / "out"
-    proc = run_cli("method=tv", "profile=smoke", f"out={out}", "progress=false", "logger=wandb", "logger.init_timeout=5",
-                   cache=smoke_sweep["cache"], env=env)
+    proc = run_cli(
+        "method=tv",
+        "profile=smoke",
+        f"out={out}",
+        "progress=false",
+        "logger=wandb",
+        "logger.init_timeout=5",
+        cache=smoke_sweep["cache"],
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert log.count("W&B: online start failed") == 1 and "continuing offline" in log

@@ -6,6 +6,7 @@ version 0), then 32 KiB blocks of records, each with a 7-byte header (CRC-32 of
 type byte + data, little-endian length, type: 1 full, 2 first, 3 middle, 4 last)
 and a chunk of one serialized `wandb_internal_pb2.Record`.
 """
+
 from __future__ import annotations
 
 import struct
@@ -27,11 +28,11 @@ def chunks(path: Path):
         if room < HEADER:  # block trailer: zero padding
             pos += room
             continue
-        checksum, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
+        checksum, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
         if kind == 0 and length == 0:
             pos += room
             continue
-        body = data[pos + HEADER:pos + HEADER + length]
+        body = data[pos + HEADER : pos + HEADER + length]
         assert zlib.crc32(body, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF == checksum, f"bad checksum at {pos}"
         pos += HEADER + length
         if kind == FULL:

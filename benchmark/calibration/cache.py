@@ -16,6 +16,7 @@ training left, e.g. CRR's learned lambda and mu), so they are part of the key.
 The key does not cover the search code itself (benchmark/calibration/search.py): after changing
 the search, clear the cache's `calibration/` folder and re-release.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,10 +26,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from regbench.training import checkpoints
 from regbench.core.hashing import config_hash, portable
 from regbench.core.provenance import git_rev
 from regbench.results.store import atomic_write_text
+from regbench.training import checkpoints
 
 log = logging.getLogger(__name__)
 RELEASED = "CALIBRATIONS.json"
@@ -38,8 +39,17 @@ def calibration_key(cfg: DictConfig, default_hp: dict, weights_key: str, options
     """What a calibration depends on. `default_hp`: the method's hyperparameters before the
     search; `options`: its per-profile reconstruction settings (sampler steps), if any."""
     data = cfg.profile.data
-    return config_hash(weights_key, portable(cfg.task), data.n_calib, data.calib_crop, portable(cfg.profile.solver),
-                       portable(cfg.profile.calibrate), cfg.seed, default_hp, *([options] if options else []))
+    return config_hash(
+        weights_key,
+        portable(cfg.task),
+        data.n_calib,
+        data.calib_crop,
+        portable(cfg.profile.solver),
+        portable(cfg.profile.calibrate),
+        cfg.seed,
+        default_hp,
+        *([options] if options else []),
+    )
 
 
 def cache_path(cfg: DictConfig, name: str, key: str) -> Path:
@@ -81,10 +91,20 @@ def release(cfg: DictConfig, name: str, key: str, overrides: list[str]) -> dict:
     (`overrides`: the command line that composes its config, so a test can check it is current)."""
     cached = _read(cache_path(cfg, name, key))
     if cached is None:
-        raise FileNotFoundError(f"{name}: no cached calibration {cache_path(cfg, name, key)}; run the combination first")
-    record = {**cached, "method": name, "task": cfg.task.name, "profile": cfg.profile.name,
-              "images": int(cfg.profile.data.n_calib), "crop": cfg.profile.data.calib_crop,
-              "overrides": list(overrides), "git_rev": git_rev(), "released": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        raise FileNotFoundError(
+            f"{name}: no cached calibration {cache_path(cfg, name, key)}; run the combination first"
+        )
+    record = {
+        **cached,
+        "method": name,
+        "task": cfg.task.name,
+        "profile": cfg.profile.name,
+        "images": int(cfg.profile.data.n_calib),
+        "crop": cfg.profile.data.calib_crop,
+        "overrides": list(overrides),
+        "git_rev": git_rev(),
+        "released": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
     path = released_path(cfg)
     entries = _read(path) or {}
     entries[f"{name}-{key}"] = record

@@ -7,16 +7,17 @@ Each comma list is an axis (as in a Hydra multirun); every combination whose cal
 the cache is released, the others are listed and skipped (run them first). Overrides that change
 a calibration (profile, solver, calibration settings) must be the ones the run used.
 """
+
 from __future__ import annotations
 
 import itertools
 import logging
 
 from regbench.calibration import cache as calibrations
-from regbench.training import checkpoints
 from regbench.core.instantiate import build
 from regbench.core.registry import compose
 from regbench.evaluation.runner import reconstruct_options, weights_key
+from regbench.training import checkpoints
 
 log = logging.getLogger("regbench")
 
@@ -55,4 +56,8 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
     axes = [[f"{a.split('=', 1)[0]}={v}" for v in a.split("=", 1)[1].split(",")] if "," in a else [a] for a in argv]
     released = [r for combo in itertools.product(*axes) if (r := release_combination(list(combo)))]
-    log.info("released %d calibrations into %s", len(released), checkpoints.REPO_ROOT / "results" / "weights" / calibrations.RELEASED)
+    log.info(
+        "released %d calibrations into %s",
+        len(released),
+        checkpoints.REPO_ROOT / "results" / "weights" / calibrations.RELEASED,
+    )

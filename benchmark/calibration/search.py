@@ -13,6 +13,7 @@ found. Integer hyperparameters (iteration counts) are searched the same way and
 rounded: each whole number is evaluated once, however many search points round
 to it.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,9 @@ def golden_section(score: Callable[[float], float], lo: float, hi: float, evals:
 MAX_STEPS_OUT = 6  # doubling steps beyond the span: up to span * e^(31 * ln(span) / 2) away
 
 
-def search(score: Callable[[float], float], lo: float, hi: float, evals: int,
-           floor: float = -math.inf, ceil: float = math.inf) -> tuple[float, float]:
+def search(
+    score: Callable[[float], float], lo: float, hi: float, evals: int, floor: float = -math.inf, ceil: float = math.inf
+) -> tuple[float, float]:
     """Maximize score on [lo, hi] (golden section); if the best point is the outermost
     tried, follow the trend outward (never past [floor, ceil]), then refine in the bracket."""
     seen: dict[float, float] = {}
@@ -117,7 +119,9 @@ def search_interval(current: float, hyper) -> tuple[float, float]:
     if hyper.integer:
         lo, hi = max(lo, 1.0), max(hi, 1.0)
     if not 0 < lo <= hi:
-        raise ValueError(f"calibration interval [{lo}, {hi}] around {current} is empty or not positive; check span/bounds")
+        raise ValueError(
+            f"calibration interval [{lo}, {hi}] around {current} is empty or not positive; check span/bounds"
+        )
     return lo, hi
 
 

@@ -1,7 +1,8 @@
 """Download BSDS500 from its canonical URL (md5-checked) into a data root.
 
-    regbench download-data [--root DIR]    (default: $REGBENCH_DATA or <repo>/data)
+regbench download-data [--root DIR]    (default: $REGBENCH_DATA or <repo>/data)
 """
+
 from __future__ import annotations
 
 import argparse

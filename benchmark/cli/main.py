@@ -1,12 +1,13 @@
 """The `regbench` command: one entry point, one subcommand per job.
 
-    regbench run [-m] method=... task=... probe=... profile=...   a run or a Hydra multirun
-    regbench report RESULTS... [--out DIR]                         leaderboard + HTML report, merged
-    regbench perf out=DIR [methods=...]                            speed of solves and training
-    regbench train-release [method=...] [profile=cpu]              retrain the released checkpoints
-    regbench release-calibrations method=... task=...              release cached calibrations
-    regbench download-data [--root DIR]                            BSDS500 from its canonical URL
+regbench run [-m] method=... task=... probe=... profile=...   a run or a Hydra multirun
+regbench report RESULTS... [--out DIR]                         leaderboard + HTML report, merged
+regbench perf out=DIR [methods=...]                            speed of solves and training
+regbench train-release [method=...] [profile=cpu]              retrain the released checkpoints
+regbench release-calibrations method=... task=...              release cached calibrations
+regbench download-data [--root DIR]                            BSDS500 from its canonical URL
 """
+
 from __future__ import annotations
 
 import sys

@@ -10,6 +10,7 @@ Writes
 Usage:
     regbench perf out=DIR [methods=tv,crr,wcrr] [images=4] [crop=none] [train_steps=5] [smoke=true]
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,18 +25,25 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from regbench.training.checkpoints import REPO_ROOT, training_spec
 from regbench.core.device import resolve_device
 from regbench.core.instantiate import build
-from regbench.core.registry import compose as compose_config
-from regbench.evaluation.metrics import image_metrics
 from regbench.core.provenance import device_name, git_rev
+from regbench.core.registry import compose as compose_config
+from regbench.datasets.patches import PatchSampler
+from regbench.evaluation.metrics import image_metrics
 from regbench.evaluation.runner import convergence_options, fit_hyperparameters, prepare_weights, reconstruct
 from regbench.results.store import atomic_write, atomic_write_text
-from regbench.datasets.patches import PatchSampler
+from regbench.training.checkpoints import REPO_ROOT, training_spec
 
 log = logging.getLogger("regbench")
-DEFAULTS = {"methods": "tv,wavelet_l1,crr,wcrr", "images": "4", "crop": "none", "train_steps": "5", "smoke": "true", "profile": "cpu"}
+DEFAULTS = {
+    "methods": "tv,wavelet_l1,crr,wcrr",
+    "images": "4",
+    "crop": "none",
+    "train_steps": "5",
+    "smoke": "true",
+    "profile": "cpu",
+}
 REFERENCE = {"tol": 1e-6, "max_iter": 20000, "restart": False, "compile": False}
 
 
@@ -61,8 +69,11 @@ def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
     method.eval()
     task = build(cfg.task.spec)
     fit_hyperparameters(cfg, method, task, device, weights["key"])
-    fast = {"tol": float(cfg.profile.solver.tol), "max_iter": int(cfg.profile.solver.max_iter),
-            "compile": bool(cfg.profile.solver.get("compile", False))}
+    fast = {
+        "tol": float(cfg.profile.solver.tol),
+        "max_iter": int(cfg.profile.solver.max_iter),
+        "compile": bool(cfg.profile.solver.get("compile", False)),
+    }
     energy = convergence_options(cfg)[0] if getattr(method, "energy_based", False) else {}
     rows = []
     for s in task.samples("test", n_images, crop, cfg.seed, device):
@@ -73,13 +84,37 @@ def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
             (_, info_energy), seconds_energy = timed(lambda: reconstruct(method, s, {**fast, **energy}))
         (x_ref, info_ref), seconds_ref = timed(lambda: reconstruct(method, s, REFERENCE))
         psnr, psnr_ref = image_metrics(x, s.x)["psnr"], image_metrics(x_ref, s.x)["psnr"]
-        rows.append({"method": cfg.method.name, "image_id": s.image_id, "height": s.x.shape[-2], "width": s.x.shape[-1],
-                     "seconds": seconds, "iterations": info["iterations"], "psnr": psnr, "tol": fast["tol"],
-                     "seconds_energy": seconds_energy, "energy_monotone": info_energy.get("energy_monotone"),
-                     "seconds_ref": seconds_ref, "iterations_ref": info_ref["iterations"], "psnr_ref": psnr_ref,
-                     "psnr_gap": psnr - psnr_ref, "threads": torch.get_num_threads(), "device": device_name(device)})
-        log.info("%s %s: %.2fs %d its %.3f dB | reference %.1fs %d its %.3f dB", cfg.method.name, s.image_id,
-                 seconds, info["iterations"], psnr, seconds_ref, info_ref["iterations"], psnr_ref)
+        rows.append(
+            {
+                "method": cfg.method.name,
+                "image_id": s.image_id,
+                "height": s.x.shape[-2],
+                "width": s.x.shape[-1],
+                "seconds": seconds,
+                "iterations": info["iterations"],
+                "psnr": psnr,
+                "tol": fast["tol"],
+                "seconds_energy": seconds_energy,
+                "energy_monotone": info_energy.get("energy_monotone"),
+                "seconds_ref": seconds_ref,
+                "iterations_ref": info_ref["iterations"],
+                "psnr_ref": psnr_ref,
+                "psnr_gap": psnr - psnr_ref,
+                "threads": torch.get_num_threads(),
+                "device": device_name(device),
+            }
+        )
+        log.info(
+            "%s %s: %.2fs %d its %.3f dB | reference %.1fs %d its %.3f dB",
+            cfg.method.name,
+            s.image_id,
+            seconds,
+            info["iterations"],
+            psnr,
+            seconds_ref,
+            info_ref["iterations"],
+            psnr_ref,
+        )
     return rows
 
 
@@ -90,20 +125,39 @@ def training_row(cfg, steps: int) -> dict | None:
         return None
     device = resolve_device(str(cfg.device))
     method = build(cfg.method.model).to(device)
-    patches = PatchSampler(build(cfg.method.train.data), n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device)
+    patches = PatchSampler(
+        build(cfg.method.train.data), n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device
+    )
     budget = {**spec["train"], "seed": cfg.seed}
     copy.deepcopy(method).fit(patches, {**budget, "steps": 1}, progress=False)
     _, seconds = timed(lambda: method.fit(patches, {**budget, "steps": steps}, progress=False))
     n = steps * int(budget["batch"])
-    return {"method": cfg.method.name, "steps": steps, "batch": int(budget["batch"]), "patch": int(budget["patch"]),
-            "seconds": seconds, "patches_per_s": n / seconds, "threads": torch.get_num_threads(), "device": device_name(device)}
+    return {
+        "method": cfg.method.name,
+        "steps": steps,
+        "batch": int(budget["batch"]),
+        "patch": int(budget["patch"]),
+        "seconds": seconds,
+        "patches_per_s": n / seconds,
+        "threads": torch.get_num_threads(),
+        "device": device_name(device),
+    }
 
 
 def smoke_seconds() -> float:
     """Wall time of the default sweep at smoke size, from an empty OUT and cache."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "REGBENCH_CACHE": str(Path(tmp) / "cache")}
-        cmd = [sys.executable, "-m", "regbench.cli.run", "-m", "experiment=default", "profile=smoke", f"out={tmp}/out", "progress=false"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "regbench.cli.run",
+            "-m",
+            "experiment=default",
+            "profile=smoke",
+            f"out={tmp}/out",
+            "progress=false",
+        ]
         done, seconds = timed(lambda: subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True))
     if done.returncode:
         raise RuntimeError(f"the smoke sweep failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -112,24 +166,39 @@ def smoke_seconds() -> float:
 
 def report(solves: pd.DataFrame, training: pd.DataFrame, smoke: float | None) -> str:
     per_method = solves.groupby("method", sort=False).agg(
-        images=("image_id", "count"), seconds=("seconds", "mean"), iterations=("iterations", "mean"), psnr=("psnr", "mean"),
+        images=("image_id", "count"),
+        seconds=("seconds", "mean"),
+        iterations=("iterations", "mean"),
+        psnr=("psnr", "mean"),
         seconds_energy=("seconds_energy", "mean"),
-        seconds_ref=("seconds_ref", "mean"), iterations_ref=("iterations_ref", "mean"), psnr_ref=("psnr_ref", "mean"),
-        max_abs_psnr_gap=("psnr_gap", lambda g: g.abs().max()))
+        seconds_ref=("seconds_ref", "mean"),
+        iterations_ref=("iterations_ref", "mean"),
+        psnr_ref=("psnr_ref", "mean"),
+        max_abs_psnr_gap=("psnr_gap", lambda g: g.abs().max()),
+    )
     lines = [
-        "# regbench perf", "",
+        "# regbench perf",
+        "",
         f"git {git_rev()}, {solves.device.iloc[0]}, {int(solves.threads.iloc[0])} threads, torch {torch.__version__}, "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
-        "## Reconstruction (full-size BSD68, sigma=25/255)", "",
-        "Benchmark solve: the profile's solver (FISTA + restart, tol 1e-4, compiled gradient where the method has one); "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "## Reconstruction (full-size BSD68, sigma=25/255)",
+        "",
+        "Benchmark solve: the profile's solver (FISTA + restart, tol 1e-4, compiled gradient where "
+        "the method has one); "
         "reference: plain accelerated gradient (no restart, not compiled), tol 1e-6. Means over images. "
-        "seconds_energy: the benchmark solve with the energy tracked as the rows track it (`convergence`).", "",
-        per_method.round(3).to_markdown(), "",
+        "seconds_energy: the benchmark solve with the energy tracked as the rows track it (`convergence`).",
+        "",
+        per_method.round(3).to_markdown(),
+        "",
     ]
     if len(training):
         lines += ["## Training throughput", "", training.round(2).to_markdown(index=False), ""]
     if smoke is not None:
-        lines += [f"## Smoke sweep\n\n`make smoke` (default sweep, smoke profile, empty cache): {smoke:.1f} s wall.", ""]
+        lines += [
+            f"## Smoke sweep\n\n`make smoke` (default sweep, smoke profile, empty cache): {smoke:.1f} s wall.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -139,7 +208,9 @@ def main(argv: list[str]) -> None:
     for a in argv:
         key, sep, value = a.partition("=")
         if not sep or key not in {*DEFAULTS, "out"}:
-            raise SystemExit(f"regbench perf: unknown argument {a!r}; known: out=DIR, " + ", ".join(f"{k}=..." for k in DEFAULTS))
+            raise SystemExit(
+                f"regbench perf: unknown argument {a!r}; known: out=DIR, " + ", ".join(f"{k}=..." for k in DEFAULTS)
+            )
         args[key] = value
     if "out" not in args:
         raise SystemExit("regbench perf: out=DIR is required (make perf OUT=dir)")

@@ -1,6 +1,7 @@
 """Check a whole sweep before any job starts: every combination of the command line's
 comma lists (and of the experiment's sweep) is composed and validated, so a typo in
 the last combination does not surface hours into the sweep. Errors are one line."""
+
 from __future__ import annotations
 
 import itertools
@@ -53,12 +54,19 @@ def _unknown_key(compose, overrides: list[str], searchpath: list[str]) -> str | 
     base = compose(config_name="config", overrides=[*plain, *searchpath])
     for o in overrides:
         key, _, value = o.partition("=")
-        if "." not in key or key.startswith(("+", "~")) or OmegaConf.select(base, key, default="<missing>") != "<missing>":
+        if (
+            "." not in key
+            or key.startswith(("+", "~"))
+            or OmegaConf.select(base, key, default="<missing>") != "<missing>"
+        ):
             continue
         parent = key.rsplit(".", 1)[0]
         node = OmegaConf.select(base, parent)
         known = ", ".join(sorted(node.keys())) if hasattr(node, "keys") else "(not a config section)"
-        return f"{key}={value!r} names no config key; keys under {parent}: {known} (to add a new key, write +{key}={value})"
+        return (
+            f"{key}={value!r} names no config key; keys under {parent}: {known} "
+            f"(to add a new key, write +{key}={value})"
+        )
     return None
 
 
@@ -76,7 +84,9 @@ def _check_model(cfg, seen: set) -> None:
     try:
         build(cfg.method.model)
     except Exception as err:
-        raise ConfigError(f"method {cfg.method.name}: its model cannot be built from method.model: {_one_line(err)}") from None
+        raise ConfigError(
+            f"method {cfg.method.name}: its model cannot be built from method.model: {_one_line(err)}"
+        ) from None
 
 
 def check_sweep(args: list[str], searchpath: list[str]) -> int:
@@ -97,8 +107,10 @@ def check_sweep(args: list[str], searchpath: list[str]) -> int:
             try:
                 cfg = compose(config_name="config", overrides=[*overrides, *searchpath])
             except (HydraException, OmegaConfBaseException) as err:
-                raise ConfigError(("not in struct" in _one_line(err) and _unknown_key(compose, overrides, searchpath))
-                                  or _one_line(err)) from None
+                raise ConfigError(
+                    ("not in struct" in _one_line(err) and _unknown_key(compose, overrides, searchpath))
+                    or _one_line(err)
+                ) from None
             try:
                 validate(cfg)
                 _check_model(cfg, seen)

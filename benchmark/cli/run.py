@@ -3,6 +3,7 @@
 Registry names on the command line are checked before Hydra composes the
 config, and config errors are reported in one line, before any work starts.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,6 +14,7 @@ import time
 import hydra
 from omegaconf import DictConfig
 
+from regbench.cli.precheck import check_sweep
 from regbench.core.registry import (
     CONFIG_DIR,
     RegistryError,
@@ -21,7 +23,6 @@ from regbench.core.registry import (
     hydra_searchpath_override,
     register_resolvers,
 )
-from regbench.cli.precheck import check_sweep
 from regbench.core.validate import ConfigError
 
 log = logging.getLogger("regbench")

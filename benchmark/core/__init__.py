@@ -1,1 +1,4 @@
-"""Foundations every other part uses: registry, config checks, target allowlist, hashing, plugins, device, locks, provenance."""
+"""Foundations every other part uses.
+
+Registry, config checks, target allowlist, hashing, plugins, device, locks, provenance.
+"""

@@ -7,6 +7,7 @@ and a ridge-regularizer gradient took 3x longer than with the threshold raised.
 Raising the mmap and trim thresholds makes freed blocks reusable. Linux/glibc
 only; elsewhere this does nothing. Disable with REGBENCH_MALLOC_TUNING=0.
 """
+
 from __future__ import annotations
 
 import ctypes

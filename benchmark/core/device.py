@@ -1,4 +1,5 @@
 """The one place that decides the device."""
+
 from __future__ import annotations
 
 import torch

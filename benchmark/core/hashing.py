@@ -1,4 +1,5 @@
 """Stable content hashes of configs (checkpoint keys, combination keys)."""
+
 from __future__ import annotations
 
 import hashlib

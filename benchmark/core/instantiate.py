@@ -6,6 +6,7 @@ live in one of ALLOWED_PREFIXES or an installed plugin's package (extend with RE
 so configs cannot instantiate arbitrary callables, and moving to 1.4 means
 passing the same list as Hydra's whitelist.
 """
+
 from __future__ import annotations
 
 import os

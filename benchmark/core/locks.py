@@ -4,6 +4,7 @@
 the holder dies (a SIGKILLed job never leaves a stale lock), works on local
 disks and on the NFS mounts of common clusters.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -11,6 +11,7 @@ Two ways to bring your own, neither needing an edit to regbench:
   of the named module is a plugin root (its configs/ joins the registry) and
   the package's top-level name is an allowed `_target_` prefix.
 """
+
 from __future__ import annotations
 
 import importlib

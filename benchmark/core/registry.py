@@ -7,6 +7,7 @@ and Hydra's search path.
 Names given on the command line are checked here before Hydra composes
 anything, so a typo fails at start-up in one line that lists the known names.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -88,7 +89,8 @@ def sweep_params(experiment: str) -> dict[str, list[str]]:
 
 def compose(overrides: list[str]):
     """The full config of one run, composed as the command line composes it."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

@@ -1,4 +1,5 @@
 """Check a composed config before any work starts: one line per problem, naming key, value and what is allowed."""
+
 from __future__ import annotations
 
 from omegaconf import DictConfig, ListConfig
@@ -17,32 +18,67 @@ def _require(ok: bool, key: str, value, allowed: str) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    _require(str(cfg.device) in DEVICES or str(cfg.device).startswith("cuda:"), "device", cfg.device, "auto, cpu, cuda, cuda:N")
+    _require(
+        str(cfg.device) in DEVICES or str(cfg.device).startswith("cuda:"),
+        "device",
+        cfg.device,
+        "auto, cpu, cuda, cuda:N",
+    )
     threads = cfg.get("threads")
-    _require(threads is None or (isinstance(threads, int) and threads >= 1), "threads", threads, "null or an integer >= 1")
+    _require(
+        threads is None or (isinstance(threads, int) and threads >= 1), "threads", threads, "null or an integer >= 1"
+    )
     _require(isinstance(cfg.seed, int) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
     p = cfg.profile
     for key in ("n_test", "test_crop", "n_calib", "calib_crop"):
         v = p.data[key]
         _require(v is None or (isinstance(v, int) and v > 0), f"profile.data.{key}", v, "null or an integer > 0")
     _require(float(p.solver.tol) > 0, "profile.solver.tol", p.solver.tol, "a tolerance > 0")
-    _require(isinstance(p.solver.max_iter, int) and p.solver.max_iter >= 1, "profile.solver.max_iter", p.solver.max_iter, "an integer >= 1")
-    _require(isinstance(p.calibrate.evals, int) and p.calibrate.evals >= 3, "profile.calibrate.evals", p.calibrate.evals, "an integer >= 3")
+    _require(
+        isinstance(p.solver.max_iter, int) and p.solver.max_iter >= 1,
+        "profile.solver.max_iter",
+        p.solver.max_iter,
+        "an integer >= 1",
+    )
+    _require(
+        isinstance(p.calibrate.evals, int) and p.calibrate.evals >= 3,
+        "profile.calibrate.evals",
+        p.calibrate.evals,
+        "an integer >= 3",
+    )
     for key, value in (cfg.task.get("spec") or {}).items():
         if key in ("sigma", "noise", "noise_level") and isinstance(value, (int, float)):
             _require(value >= 0, f"task.spec.{key}", value, "a noise level >= 0")
     levels = list(cfg.probe.spec.levels)
-    _require(len(levels) > 0 and levels[0] == 0, "probe.spec.levels", levels, "a list starting with level 0 (the nominal task)")
+    _require(
+        len(levels) > 0 and levels[0] == 0,
+        "probe.spec.levels",
+        levels,
+        "a list starting with level 0 (the nominal task)",
+    )
     per_profile = cfg.method.get("reconstruct")
     if per_profile:
-        _require(per_profile.get(p.name) is not None, f"method.reconstruct (of {cfg.method.name})",
-                 sorted(k for k, v in per_profile.items() if v is not None), f"a section for profile {p.name!r}")
+        _require(
+            per_profile.get(p.name) is not None,
+            f"method.reconstruct (of {cfg.method.name})",
+            sorted(k for k, v in per_profile.items() if v is not None),
+            f"a section for profile {p.name!r}",
+        )
         seeds = per_profile[p.name].get("seeds")
-        _require(seeds is None or (isinstance(seeds, ListConfig) and len(seeds) > 0 and all(isinstance(s, int) and s >= 0 for s in seeds)),
-                 f"method.reconstruct.{p.name}.seeds", seeds, "a non-empty list of integers >= 0")
+        _require(
+            seeds is None
+            or (isinstance(seeds, ListConfig) and len(seeds) > 0 and all(isinstance(s, int) and s >= 0 for s in seeds)),
+            f"method.reconstruct.{p.name}.seeds",
+            seeds,
+            "a non-empty list of integers >= 0",
+        )
         n_test = per_profile[p.name].get("n_test")
-        _require(n_test is None or (isinstance(n_test, int) and n_test > 0),
-                 f"method.reconstruct.{p.name}.n_test", n_test, "null or an integer > 0")
+        _require(
+            n_test is None or (isinstance(n_test, int) and n_test > 0),
+            f"method.reconstruct.{p.name}.n_test",
+            n_test,
+            "null or an integer > 0",
+        )
     why = probe_incompatibility(cfg)
     if why:
         raise ConfigError(f"incompatible probe x task pair: {cfg.probe.name} x {cfg.task.name}: {why}")

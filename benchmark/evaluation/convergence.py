@@ -1,6 +1,7 @@
 """Convergence evidence as a picture: the PSNR-vs-iteration traces that sweeps record for
 energy-based methods (OUT/traces/<method>__<task>__<probe>.json, level-0 images), one plot
 per task with every method's traces, so a reader sees where each solver stops improving."""
+
 from __future__ import annotations
 
 import io
@@ -41,8 +42,13 @@ def convergence_png(task: str, traces: dict[str, list[list[float]]]) -> bytes:
     for i, (method, lines) in enumerate(sorted(traces.items())):
         colour = cycle[i % len(cycle)]
         for j, psnr in enumerate(lines):
-            ax.plot(range(1, len(psnr) + 1), psnr, color=colour, alpha=1.0 if j == 0 else 0.45,
-                    label=f"{method} ({len(lines)} image{'s' if len(lines) > 1 else ''})" if j == 0 else None)
+            ax.plot(
+                range(1, len(psnr) + 1),
+                psnr,
+                color=colour,
+                alpha=1.0 if j == 0 else 0.45,
+                label=f"{method} ({len(lines)} image{'s' if len(lines) > 1 else ''})" if j == 0 else None,
+            )
     ax.set_xscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("PSNR (dB)")

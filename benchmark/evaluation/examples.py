@@ -6,6 +6,7 @@ method). Per combination: `OUT/examples/<method>__<task>__<probe>/` holds
 `index.json` (config hash, and per example its level, image id, PSNR/SSIM of the
 reconstruction and PSNR of the initializer). Everything is written by rename.
 """
+
 from __future__ import annotations
 
 import io
@@ -34,7 +35,18 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(1, C, H, W) or (C, H, W) in [0, 1] -> (H, W) or (H, W, 3) uint8."""
     import torch
 
-    a = x.detach().float().cpu().reshape(-1, *x.shape[-2:]).nan_to_num(0.0).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+    a = (
+        x.detach()
+        .float()
+        .cpu()
+        .reshape(-1, *x.shape[-2:])
+        .nan_to_num(0.0)
+        .clamp(0, 1)
+        .mul(255)
+        .round()
+        .to(torch.uint8)
+        .numpy()
+    )
     return a[0] if a.shape[0] == 1 else np.moveaxis(a[:3], 0, -1)
 
 
@@ -66,9 +78,21 @@ class ExampleKeeper:
             atomic_write(self.folder / files[kind], lambda p, blob=blob: p.write_bytes(blob))
         from regbench.evaluation.metrics import image_metrics
 
-        init_psnr = image_metrics(sample.x0, sample.x, sample.max_pixel)["psnr"] if sample.x0.shape == sample.x.shape else float("nan")
-        self.index["examples"].append({"level": level, "image_id": str(sample.image_id), "psnr": metrics["psnr"],
-                                       "ssim": metrics["ssim"], "init_psnr": init_psnr, "files": files})
+        init_psnr = (
+            image_metrics(sample.x0, sample.x, sample.max_pixel)["psnr"]
+            if sample.x0.shape == sample.x.shape
+            else float("nan")
+        )
+        self.index["examples"].append(
+            {
+                "level": level,
+                "image_id": str(sample.image_id),
+                "psnr": metrics["psnr"],
+                "ssim": metrics["ssim"],
+                "init_psnr": init_psnr,
+                "files": files,
+            }
+        )
         atomic_write_text(self.folder / INDEX, json.dumps(self.index, indent=1))
 
 

@@ -1,10 +1,11 @@
 """Run one combination method x task x probe: train (or load), calibrate, evaluate, store.
 
-    train once per (method, training data, seed)   -> content-addressed checkpoint
-    calibrate per (method, task)                    -> lambda etc. on calibration images
-    evaluate per (method, task, probe level)        -> one row per test image
-    aggregate                                       -> results.parquet, leaderboard.{md,csv}
+train once per (method, training data, seed)   -> content-addressed checkpoint
+calibrate per (method, task)                    -> lambda etc. on calibration images
+evaluate per (method, task, probe level)        -> one row per test image
+aggregate                                       -> results.parquet, leaderboard.{md,csv}
 """
+
 from __future__ import annotations
 
 import json
@@ -18,19 +19,19 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from regbench.calibration import cache as calibrations
-from regbench.training import checkpoints
 from regbench.calibration.search import calibrate
 from regbench.core.device import make_deterministic, resolve_device
-from regbench.evaluation.examples import ExampleKeeper
 from regbench.core.hashing import config_hash, portable
 from regbench.core.instantiate import build, check_targets
 from regbench.core.locks import file_lock
-from regbench.results.loggers import log_combination
-from regbench.evaluation.metrics import image_metrics, peak_memory_mb, psnr
 from regbench.core.provenance import device_name, git_rev
-from regbench.results.store import ResultStore, atomic_write_text
 from regbench.core.validate import validate
 from regbench.datasets.patches import PatchSampler
+from regbench.evaluation.examples import ExampleKeeper
+from regbench.evaluation.metrics import image_metrics, peak_memory_mb, psnr
+from regbench.results.loggers import log_combination
+from regbench.results.store import ResultStore, atomic_write_text
+from regbench.training import checkpoints
 
 log = logging.getLogger("regbench")
 SWEEP_STARTED = "REGBENCH_SWEEP_STARTED"
@@ -47,8 +48,12 @@ def combination_label(cfg: DictConfig) -> str:
 
 
 def solver_options(cfg: DictConfig) -> dict:
-    return {"tol": float(cfg.profile.solver.tol), "max_iter": int(cfg.profile.solver.max_iter),
-            "compile": bool(cfg.profile.solver.get("compile", False)), **reconstruct_options(cfg)}
+    return {
+        "tol": float(cfg.profile.solver.tol),
+        "max_iter": int(cfg.profile.solver.max_iter),
+        "compile": bool(cfg.profile.solver.get("compile", False)),
+        **reconstruct_options(cfg),
+    }
 
 
 def reconstruct_options(cfg: DictConfig) -> dict:
@@ -92,17 +97,32 @@ def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> d
     warm_start(cfg, method, device, spec)
     data = build(cfg.method.train.data)
     patches = PatchSampler(data, n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device)
-    budget = {**spec["train"], "seed": cfg.seed, "snapshot": str(snapshot_path(cfg, spec)),
-              "snapshot_every_s": float(cfg.snapshot_every_s)}
+    budget = {
+        **spec["train"],
+        "seed": cfg.seed,
+        "snapshot": str(snapshot_path(cfg, spec)),
+        "snapshot_every_s": float(cfg.snapshot_every_s),
+    }
     train_log = method.fit(patches, budget, progress=cfg.progress)
     minutes = float(train_log.pop("minutes", 0.0))
-    return {"method": checkpoints.weights_name(spec), "spec": spec, "git_rev": git_rev(), "device": device_name(device),
-            "train_minutes": minutes, "params": method.n_params(), "log": train_log}
+    return {
+        "method": checkpoints.weights_name(spec),
+        "spec": spec,
+        "git_rev": git_rev(),
+        "device": device_name(device),
+        "train_minutes": minutes,
+        "params": method.n_params(),
+        "log": train_log,
+    }
 
 
 def snapshot_path(cfg: DictConfig, spec: dict) -> Path:
     """Where an unfinished training of this spec keeps its state (resumed by the next run, removed once saved)."""
-    return checkpoints.cache_root(cfg) / "snapshots" / f"{checkpoints.weights_name(spec)}-{checkpoints.checkpoint_key(spec)}.pt"
+    return (
+        checkpoints.cache_root(cfg)
+        / "snapshots"
+        / f"{checkpoints.weights_name(spec)}-{checkpoints.checkpoint_key(spec)}.pt"
+    )
 
 
 def warm_start(cfg: DictConfig, method, device: torch.device, spec: dict) -> None:
@@ -119,8 +139,12 @@ def warm_start(cfg: DictConfig, method, device: torch.device, spec: dict) -> Non
     prepare_weights(other_cfg, other, device)
     source = checkpoints.trained_part(spec, other)  # the other method's part with this one's module name
     checkpoints.trained_part(spec, method).load_state_dict(source.state_dict())
-    log.info("%s: training starts from %s's weights (key %s)", cfg.method.name, spec["train"]["init"]["method"],
-             spec["train"]["init"]["key"])
+    log.info(
+        "%s: training starts from %s's weights (key %s)",
+        cfg.method.name,
+        spec["train"]["init"]["method"],
+        spec["train"]["init"]["key"],
+    )
 
 
 def job_started() -> float:
@@ -199,7 +223,7 @@ def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str)
     samples = list(task.samples("calib", cfg.profile.data.n_calib, cfg.profile.data.calib_crop, cfg.seed, device))
     solver = solver_options(cfg)
     cap = cfg.profile.calibrate.get("max_iter")  # far-off values (lambda x100) need thousands of iterations only to
-    if cap:                                      # rank last: a cap keeps the search cheap (the optimum converges below it)
+    if cap:  # rank last: a cap keeps the search cheap (the optimum converges below it)
         solver["max_iter"] = min(int(cap), solver["max_iter"])
 
     def mean_psnr(hp: dict) -> float:
@@ -219,8 +243,14 @@ def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str)
     t0 = time.perf_counter()
     hp, psnr = calibrate(method, mean_psnr, int(cfg.profile.calibrate.evals))
     seconds = time.perf_counter() - t0
-    log.info("%s: calibrated %s -> %.2f dB on %d calibration images (%.1fs)", cfg.method.name,
-             {k: round(v, 5) for k, v in hp.items()}, psnr, len(samples), seconds)
+    log.info(
+        "%s: calibrated %s -> %.2f dB on %d calibration images (%.1fs)",
+        cfg.method.name,
+        {k: round(v, 5) for k, v in hp.items()},
+        psnr,
+        len(samples),
+        seconds,
+    )
     calibrations.save(cfg, cfg.method.name, key, hp, psnr, seconds)
     return hp, psnr, seconds
 
@@ -229,7 +259,9 @@ def convergence_options(cfg: DictConfig) -> tuple[dict, int]:
     """(solver options that track the energy on the rows of energy-based methods, or {}; PSNR-vs-iteration
     traces per combination)."""
     conv = cfg.get("convergence") or {}
-    energy = {"track_energy": True, "energy_every": int(conv.get("energy_every", 1))} if conv.get("energy", False) else {}
+    energy = (
+        {"track_energy": True, "energy_every": int(conv.get("energy_every", 1))} if conv.get("energy", False) else {}
+    )
     return energy, int(conv.get("traces", 2))
 
 
@@ -267,8 +299,13 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
     row_solver = {**solver, **energy} if energy_based else solver  # energy tracking leaves x unchanged
     recon = lambda sample: guarded_reconstruct(method, sample, solver)[:2]  # noqa: E731
     for level in probe.levels:
-        samples = tqdm(probe.samples(task, level, n, crop, cfg.seed, device), total=total,
-                       desc=f"eval {cfg.method.name} {cfg.probe.name}={level}", disable=not cfg.progress, mininterval=5)
+        samples = tqdm(
+            probe.samples(task, level, n, crop, cfg.seed, device),
+            total=total,
+            desc=f"eval {cfg.method.name} {cfg.probe.name}={level}",
+            disable=not cfg.progress,
+            mininterval=5,
+        )
         with probe.solving(method, level) as level_columns:
             for s in samples:
                 s = probe.adapt(method, task, s, level, solver, cfg.seed, recon)
@@ -277,13 +314,31 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
                     run_solver = {**row_solver, "seed": seed} if stochastic else row_solver
                     if trace is not None and seed == seeds[0]:
                         run_solver = {**run_solver, "callback": trace}
-                    rows.append(evaluate_one(cfg, method, task, probe, s, level, seed, seeds, run_solver, solver,
-                                             device, examples, common, level_columns))
+                    rows.append(
+                        evaluate_one(
+                            cfg,
+                            method,
+                            task,
+                            probe,
+                            s,
+                            level,
+                            seed,
+                            seeds,
+                            run_solver,
+                            solver,
+                            device,
+                            examples,
+                            common,
+                            level_columns,
+                        )
+                    )
     traces.save()
     return rows
 
 
-def evaluate_one(cfg, method, task, probe, s, level, seed, seeds, run_solver, solver, device, examples, common, level_columns) -> dict:
+def evaluate_one(
+    cfg, method, task, probe, s, level, seed, seeds, run_solver, solver, device, examples, common, level_columns
+) -> dict:
     """One row: reconstruct sample `s`, score it, add the probe's columns."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -299,16 +354,28 @@ def evaluate_one(cfg, method, task, probe, s, level, seed, seeds, run_solver, so
         log.warning("%s %s level %s: %s", cfg.method.name, s.image_id, level, status)
     if not failed and seed == seeds[0]:
         examples.add(level, s, x_hat, metrics)
-        metrics.update(probe.extra(method, task, s, x_hat, solver, cfg.seed,
-                                   lambda sample: guarded_reconstruct(method, sample, solver)[:2]))
+        metrics.update(
+            probe.extra(
+                method, task, s, x_hat, solver, cfg.seed, lambda sample: guarded_reconstruct(method, sample, solver)[:2]
+            )
+        )
     return {
-        **common, "level": level, "variant": probe.label(level), "image_id": s.image_id, "sample_seed": seed,
-        "height": s.x.shape[-2], "width": s.x.shape[-1],
-        **metrics, **level_columns, "seconds": seconds, "iterations": int(info.get("iterations", 0)),
+        **common,
+        "level": level,
+        "variant": probe.label(level),
+        "image_id": s.image_id,
+        "sample_seed": seed,
+        "height": s.x.shape[-2],
+        "width": s.x.shape[-1],
+        **metrics,
+        **level_columns,
+        "seconds": seconds,
+        "iterations": int(info.get("iterations", 0)),
         "converged": bool(info.get("converged", True)) and not failed,
         "rel_change": float(info.get("rel_change", float("nan"))),
         "energy_monotone": info.get("energy_monotone"),  # energy-based methods: did the sampled energy never increase
-        "status": status, "peak_mem_mb": peak_memory_mb(device),
+        "status": status,
+        "peak_mem_mb": peak_memory_mb(device),
     }
 
 
@@ -335,10 +402,20 @@ def run(cfg: DictConfig) -> dict:
     method.eval()
     hp, calib_psnr, calib_seconds = fit_hyperparameters(cfg, method, task, device, weights["key"])
     common = {
-        "method": cfg.method.name, "task": cfg.task.name, "probe": cfg.probe.name, "seed": int(cfg.seed),
-        "params": method.n_params(), "config_hash": combo, "checkpoint": weights["key"], "git_rev": git_rev(),
-        "device": device_name(device), "profile": cfg.profile.name, "train_minutes": weights["train_minutes"],
-        "hyper": json.dumps(hp, sort_keys=True), "calib_psnr": calib_psnr, "calib_seconds": calib_seconds,
+        "method": cfg.method.name,
+        "task": cfg.task.name,
+        "probe": cfg.probe.name,
+        "seed": int(cfg.seed),
+        "params": method.n_params(),
+        "config_hash": combo,
+        "checkpoint": weights["key"],
+        "git_rev": git_rev(),
+        "device": device_name(device),
+        "profile": cfg.profile.name,
+        "train_minutes": weights["train_minutes"],
+        "hyper": json.dumps(hp, sort_keys=True),
+        "calib_psnr": calib_psnr,
+        "calib_seconds": calib_seconds,
     }
     t0 = time.perf_counter()
     rows = evaluate(cfg, method, task, device, common)
@@ -347,7 +424,16 @@ def run(cfg: DictConfig) -> dict:
     log_combination(cfg, rows, board)  # logger=wandb: one W&B run; never raises
     mine = board[(board.method == cfg.method.name) & (board.task == cfg.task.name) & (board.probe == cfg.probe.name)]
     for r in mine.itertuples():
-        log.info("%s level %s: PSNR %.2f +- %.2f dB, SSIM %.4f, %.2fs/image over %d images (eval %.0fs)", label, r.level,
-                 r.psnr_mean, r.psnr_std, r.ssim_mean, r.seconds_mean, r.n_images, time.perf_counter() - t0)
+        log.info(
+            "%s level %s: PSNR %.2f +- %.2f dB, SSIM %.4f, %.2fs/image over %d images (eval %.0fs)",
+            label,
+            r.level,
+            r.psnr_mean,
+            r.psnr_std,
+            r.ssim_mean,
+            r.seconds_mean,
+            r.n_images,
+            time.perf_counter() - t0,
+        )
     log.info("leaderboard: %s", Path(cfg.out) / "leaderboard.md")
     return {"label": label, "skipped": False, "rows": len(rows)}

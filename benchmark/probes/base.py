@@ -8,12 +8,14 @@ names what a level is (rows carry it as `variant`); `adapt` makes data that
 depend on the method (worst_case); `incompatible` rejects task classes before a
 sweep starts.
 """
+
 from __future__ import annotations
 
 import contextlib
 from typing import Iterator
 
 import torch
+
 from regbench.datasets.task import Sample, Task
 
 
@@ -23,7 +25,9 @@ class Probe:
     def __init__(self, levels=(0,)):
         levels = [float(v) if not float(v).is_integer() else int(v) for v in levels]
         if not levels or levels[0] != 0:
-            raise ValueError(f"probe.levels={levels!r} is not allowed; allowed: a list starting with level 0 (the nominal task)")
+            raise ValueError(
+                f"probe.levels={levels!r} is not allowed; allowed: a list starting with level 0 (the nominal task)"
+            )
         self.levels = levels
 
     def label(self, level) -> str:
@@ -46,6 +50,8 @@ class Probe:
         """The sample the method is evaluated on, when it depends on the method (default: as it is)."""
         return sample
 
-    def extra(self, method, task: Task, sample: Sample, x_hat: torch.Tensor, solver: dict, seed: int, reconstruct) -> dict:
+    def extra(
+        self, method, task: Task, sample: Sample, x_hat: torch.Tensor, solver: dict, seed: int, reconstruct
+    ) -> dict:
         """Columns this probe adds to a row (none by default)."""
         return {}

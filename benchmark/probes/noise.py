@@ -1,13 +1,15 @@
 """Probes on the noise: its level (noise_sweep, noise_decay) and its model (noise_model)."""
+
 from __future__ import annotations
 
-from dataclasses import replace
 import contextlib
 import json
 import math
+from dataclasses import replace
 from typing import Iterator
 
 import torch
+
 from regbench.core.hashing import stable_seed
 from regbench.datasets.task import Sample, Task
 from regbench.probes.base import Probe
@@ -17,7 +19,7 @@ class NoiseSweep(Probe):
     """Level l: the measurement noise std times 2**l (l = -1, 1, 2: x0.5, x2, x4)."""
 
     def label(self, level) -> str:
-        return f"noise x{2.0 ** level:g}"
+        return f"noise x{2.0**level:g}"
 
     def samples(self, task: Task, level, n, crop, seed: int, device) -> Iterator[Sample]:
         return task.samples("test", n, crop, seed, device, noise_scale=2.0**level)
@@ -46,10 +48,14 @@ class NoiseModel(Probe):
         super().__init__(levels)
         bad = [lv for lv in self.levels if lv != 0 and lv not in self.MODELS]
         if bad:
-            raise ValueError(f"noise_model levels {bad} are not allowed; allowed: 0 (nominal), " +
-                             ", ".join(f"{k} ({v})" for k, v in self.MODELS.items()))
+            raise ValueError(
+                f"noise_model levels {bad} are not allowed; allowed: 0 (nominal), "
+                + ", ".join(f"{k} ({v})" for k, v in self.MODELS.items())
+            )
         if not (poisson_scale >= 0 and 0 <= salt_pepper <= 1):
-            raise ValueError(f"noise_model: poisson_scale={poisson_scale} must be >= 0 and salt_pepper={salt_pepper} in [0, 1]")
+            raise ValueError(
+                f"noise_model: poisson_scale={poisson_scale} must be >= 0 and salt_pepper={salt_pepper} in [0, 1]"
+            )
         self.poisson_scale, self.salt_pepper = float(poisson_scale), float(salt_pepper)
 
     def label(self, level) -> str:
@@ -90,7 +96,7 @@ class NoiseDecay(Probe):
         super().__init__(levels)
 
     def label(self, level) -> str:
-        return f"noise x{2.0 ** -level:g}, rule"
+        return f"noise x{2.0**-level:g}, rule"
 
     def samples(self, task: Task, level, n, crop, seed: int, device) -> Iterator[Sample]:
         return task.samples("test", n, crop, seed, device, noise_scale=2.0**-level)

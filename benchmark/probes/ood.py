@@ -1,7 +1,9 @@
 """Probe ood: test images from other distributions through the task's own operator."""
+
 from __future__ import annotations
 
 from typing import Iterator
+
 from regbench.datasets.images import ImageSet
 from regbench.datasets.task import Sample, Task
 from regbench.probes.base import Probe

@@ -1,7 +1,9 @@
 """Probe operator_mismatch: data from a perturbed operator, solved with the nominal one."""
+
 from __future__ import annotations
 
 from typing import Iterator
+
 from regbench.datasets.task import Sample, Task
 from regbench.probes.base import Probe
 
@@ -22,8 +24,10 @@ class OperatorMismatch(Probe):
     def incompatible(cls, task_cls: type) -> str | None:
         if getattr(task_cls, "mismatch", None):
             return None
-        return (f"probe operator_mismatch needs a task with an operator-mismatch model; {task_cls.__name__} has none "
-                "(tasks with one: ct_*, deblur_*, mri_*)")
+        return (
+            f"probe operator_mismatch needs a task with an operator-mismatch model; {task_cls.__name__} has none "
+            "(tasks with one: ct_*, deblur_*, mri_*)"
+        )
 
     def label(self, level) -> str:
         return "nominal" if level == 0 else f"mismatch {level:+g}"

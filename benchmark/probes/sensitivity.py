@@ -1,9 +1,11 @@
 """Probe sensitivity: the spread of reconstructions over noise realizations."""
+
 from __future__ import annotations
 
 from dataclasses import replace
 
 import torch
+
 from regbench.core.hashing import stable_seed
 from regbench.datasets.task import Sample, Task
 from regbench.probes.base import Probe

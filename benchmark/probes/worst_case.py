@@ -1,9 +1,11 @@
 """Probe worst_case: adversarial measurement perturbations of a given relative size."""
+
 from __future__ import annotations
 
 from dataclasses import replace
 
 import torch
+
 from regbench.core.hashing import stable_seed
 from regbench.datasets.task import Sample
 from regbench.probes.base import Probe
@@ -52,8 +54,9 @@ class WorstCase(Probe):
 
         def perturbed(delta, **meta):
             y = sample.y + delta
-            return replace(sample, y=y, x0=task.initialize(y, sample.physics),
-                           meta={"x_ref": x_ref, "delta_norm": radius, **meta})
+            return replace(
+                sample, y=y, x0=task.initialize(y, sample.physics), meta={"x_ref": x_ref, "delta_norm": radius, **meta}
+            )
 
         def amplification(delta) -> float:
             x = reconstruct(perturbed(delta))[0]
@@ -81,8 +84,13 @@ class WorstCase(Probe):
         for _ in range(self.steps):
             d = delta.detach().requires_grad_(True)
             y = sample.y + d
-            x = method.differentiable_reconstruct(y, sample.physics, task.initialize(y, sample.physics), x_ref,
-                                                  {**solver, "unroll": self.unroll, "operator": sample.operator})
+            x = method.differentiable_reconstruct(
+                y,
+                sample.physics,
+                task.initialize(y, sample.physics),
+                x_ref,
+                {**solver, "unroll": self.unroll, "operator": sample.operator},
+            )
             if x is None or not x.requires_grad:
                 return None
             (grad,) = torch.autograd.grad((x - x_ref).pow(2).sum(), d)
@@ -95,5 +103,8 @@ class WorstCase(Probe):
         meta = sample.meta
         if "x_ref" not in meta:
             return {"amplification": float("nan"), "random_amplification": float("nan"), "attack": ""}
-        return {"amplification": _norm(x_hat - meta["x_ref"]) / meta["delta_norm"],
-                "random_amplification": meta["random_amplification"], "attack": meta["attack"]}
+        return {
+            "amplification": _norm(x_hat - meta["x_ref"]) / meta["delta_norm"],
+            "random_amplification": meta["random_amplification"],
+            "attack": meta["attack"],
+        }

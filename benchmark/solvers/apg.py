@@ -13,6 +13,7 @@ records PSNR-vs-iteration traces with it); it must not change x. With
 the last one (sampling keeps the certificate cheap: one energy costs about half
 a gradient).
 """
+
 from __future__ import annotations
 
 import math
@@ -72,8 +73,10 @@ def apg(
     if lipschitz is None and f_value is None:
         raise ValueError("apg needs a Lipschitz bound or the smooth part's value for backtracking")
     if tol <= 0 or max_iter < 1 or energy_every < 1:
-        raise ValueError(f"apg: tol must be > 0, max_iter and energy_every >= 1 (got tol={tol}, max_iter={max_iter}, "
-                         f"energy_every={energy_every})")
+        raise ValueError(
+            f"apg: tol must be > 0, max_iter and energy_every >= 1 (got tol={tol}, max_iter={max_iter}, "
+            f"energy_every={energy_every})"
+        )
     prox = prox_g or (lambda v, step: v)
     L = float(lipschitz) if lipschitz is not None else 1.0
     x = x0.clone()
@@ -99,7 +102,9 @@ def apg(
         step_norm = _batch_norm(step)
         rel = float((step_norm / _batch_norm(x).clamp_min(1e-12)).max())
         if not math.isfinite(rel):  # NaN or overflowing iterates: stop now, say so
-            return x_new, SolveInfo(k, False, rel, restarts, energies, f"diverged: iterates overflow or are NaN at iteration {k}")
+            return x_new, SolveInfo(
+                k, False, rel, restarts, energies, f"diverged: iterates overflow or are NaN at iteration {k}"
+            )
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         since_restart += 1
         slowing = False
@@ -117,9 +122,21 @@ def apg(
         if track_energy and energy is not None and (k % energy_every == 0 or rel < tol or k == max_iter):
             energies.append(float(energy(x).sum()))
             if len(energies) > 1 and energies[-1] > ENERGY_BLOWUP * max(abs(energies[0]), 1e-12):
-                return x, SolveInfo(k, False, rel, restarts, energies,
-                                    f"diverged: energy blew up ({energies[0]:.3g} -> {energies[-1]:.3g}) at iteration {k}")
+                return x, SolveInfo(
+                    k,
+                    False,
+                    rel,
+                    restarts,
+                    energies,
+                    f"diverged: energy blew up ({energies[0]:.3g} -> {energies[-1]:.3g}) at iteration {k}",
+                )
         if rel < tol:
             return x, SolveInfo(k, True, rel, restarts, energies)
-    return x, SolveInfo(max_iter, False, rel, restarts, energies,
-                        f"not converged: iteration cap {max_iter} reached (relative change {rel:.2e} > tol {tol:.0e})")
+    return x, SolveInfo(
+        max_iter,
+        False,
+        rel,
+        restarts,
+        energies,
+        f"not converged: iteration cap {max_iter} reached (relative change {rel:.2e} > tol {tol:.0e})",
+    )

@@ -6,6 +6,7 @@ key, so a stale checkpoint is never used silently. Files are checksummed
 (sha256 in their manifest entry) and written by rename: a truncated or corrupt
 file is reported in one line and retrained.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -49,14 +50,18 @@ def training_spec(method_cfg: DictConfig, profile: str, seed: int) -> dict | Non
     budgets = train.pop("budget")
     shared = train.pop("weights", None)
     if profile not in budgets:
-        raise ValueError(f"method {method_cfg.name!r} has no training budget for profile {profile!r}; it has: {', '.join(budgets)}")
+        raise ValueError(
+            f"method {method_cfg.name!r} has no training budget for profile {profile!r}; it has: {', '.join(budgets)}"
+        )
     data = portable(train.pop("data"))
     model = OmegaConf.to_container(method_cfg.model, resolve=True)
     name = method_cfg.name
     if shared is not None:
         name, module = shared["name"], shared["module"]
         if module not in model:
-            raise ValueError(f"method {method_cfg.name!r}: train.weights.module {module!r} is not a key of its model config")
+            raise ValueError(
+                f"method {method_cfg.name!r}: train.weights.module {module!r} is not a key of its model config"
+            )
         model = {"module": module, **model[module]}
     if train.get("init") is not None:
         # warm start: the key of the weights training starts from is part of this one's
@@ -71,7 +76,9 @@ def init_config(method_cfg: DictConfig) -> DictConfig:
     name = method_cfg.train.init
     root = method_cfg._get_root()
     if root is method_cfg or "profile" not in root:
-        raise ValueError(f"method {method_cfg.name!r}: train.init needs the method config inside a full regbench config")
+        raise ValueError(
+            f"method {method_cfg.name!r}: train.init needs the method config inside a full regbench config"
+        )
     other = root.copy()
     OmegaConf.set_struct(other, False)
     other.method = method_yaml(name)
@@ -161,8 +168,13 @@ def save(cfg: DictConfig, name: str, key: str, state: dict, entry: dict, folder:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     blob = buffer.getvalue()
-    entry = {**entry, "key": key, "file": f"{name}-{key}.pt", "sha256": _sha256(blob),
-             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    entry = {
+        **entry,
+        "key": key,
+        "file": f"{name}-{key}.pt",
+        "sha256": _sha256(blob),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
     folder = folder or cache_root(cfg) / "checkpoints"
     atomic_write(folder / entry["file"], lambda p: p.write_bytes(blob))
     if folder == cache_root(cfg) / "checkpoints":

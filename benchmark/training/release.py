@@ -11,16 +11,17 @@ from_cache=true releases the checkpoint a `make benchmark` run already trained
 into the cache for the same key (same spec, so the same weights it would train
 again), instead of training a second time.
 """
+
 from __future__ import annotations
 
 import logging
 
 from regbench.calibration import cache as calibrations
-from regbench.training import checkpoints
 from regbench.core.device import resolve_device
 from regbench.core.instantiate import build
 from regbench.core.registry import compose, method_yaml, sweep_members
 from regbench.evaluation.runner import cpu_state, fit_hyperparameters, reconstruct_options, snapshot_path, train_method
+from regbench.training import checkpoints
 
 log = logging.getLogger("regbench")
 
@@ -51,7 +52,10 @@ def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), 
     part = checkpoints.trained_part(spec, model)
     cached = checkpoints.load_cached(cfg, name, key) if from_cache else None
     if from_cache and cached is None:
-        raise SystemExit(f"{method}: no valid cached checkpoint for key {key} in {checkpoints.cache_root(cfg)}; run without from_cache")
+        raise SystemExit(
+            f"{method}: no valid cached checkpoint for key {key} in {checkpoints.cache_root(cfg)}; "
+            "run without from_cache"
+        )
     if cached is not None:
         state, entry = cached
         part.load_state_dict(state)
@@ -66,8 +70,14 @@ def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), 
     calibration_key = calibrations.calibration_key(cfg, model.hp, key, reconstruct_options(cfg))
     task = build(cfg.task.spec)
     hp, psnr, _ = fit_hyperparameters(cfg, model, task, device, key)
-    entry["calibration"] = {"method": method, "task": cfg.task.name, "hp": hp, "psnr": psnr, "images": cfg.profile.data.n_calib,
-                            "crop": cfg.profile.data.calib_crop}
+    entry["calibration"] = {
+        "method": method,
+        "task": cfg.task.name,
+        "hp": hp,
+        "psnr": psnr,
+        "images": cfg.profile.data.n_calib,
+        "crop": cfg.profile.data.calib_crop,
+    }
     released = checkpoints.save(cfg, name, key, state, entry, folder=checkpoints.weights_root(cfg))
     snapshot_path(cfg, spec).unlink(missing_ok=True)  # the release holds the weights: the training snapshot is obsolete
     calibrations.release(cfg, method, calibration_key, [f"method={method}", f"profile={profile}", *overrides])
@@ -80,6 +90,12 @@ def main(argv: list[str]) -> None:
     profile = next((a.split("=", 1)[1] for a in argv if a.startswith("profile=")), "cpu")
     from_cache = any(a == "from_cache=true" for a in argv)
     rest = tuple(a for a in argv if not a.startswith(("method=", "profile=", "from_cache=")))
-    for name in (",".join(methods).split(",") if methods else released_methods()):
+    for name in ",".join(methods).split(",") if methods else released_methods():
         entry = release(name, profile, rest, from_cache)
-        log.info("%s: released %s (%.1f min, calibration %.2f dB)", name, entry["file"], entry["train_minutes"], entry["calibration"]["psnr"])
+        log.info(
+            "%s: released %s (%.1f min, calibration %.2f dB)",
+            name,
+            entry["file"],
+            entry["train_minutes"],
+            entry["calibration"]["psnr"],
+        )

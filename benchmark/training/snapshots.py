@@ -4,9 +4,11 @@ A training loop names its parts (network, optimizer, scheduler, random generator
 patch sampler, loose parameters); `restore()` loads the last snapshot into them and
 says how many steps were done, `save()` writes one (atomically, at most every
 `every_s` seconds); whoever writes the checkpoint removes the snapshot
-(`regbench.evaluation.runner.snapshot_path`). The resumed loop replays the same random draws from the same step, so it ends with the
-weights an uninterrupted run gets on the same device and thread count.
+(`regbench.evaluation.runner.snapshot_path`). The resumed loop replays the same random
+draws from the same step, so it ends with the weights an uninterrupted run gets on the
+same device and thread count.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,8 +74,12 @@ class TrainingSnapshot:
         """Write the state after `step` steps when `every_s` seconds have passed since the last write."""
         if self.path is None or (not force and time.monotonic() - self._last < self.every_s):
             return False
-        snap = {"step": step, "minutes": self.minutes_before + minutes, "history": history,
-                "parts": {name: _state(part) for name, part in self.parts.items()}}
+        snap = {
+            "step": step,
+            "minutes": self.minutes_before + minutes,
+            "history": history,
+            "parts": {name: _state(part) for name, part in self.parts.items()},
+        }
         atomic_write(self.path, lambda p: torch.save(snap, p))
         self._last = time.monotonic()
         return True
