@@ -111,8 +111,8 @@ def test_calibration_solves_obey_the_profile_iteration_cap(tmp_path):
     import torch
     from conftest import compose
 
+    from regbench.calibration.fit import fit_hyperparameters
     from regbench.core.instantiate import build
-    from regbench.evaluation.runner import fit_hyperparameters
 
     class Recorder(Method):
         hyperparameters = {"lam": Hyper(1.0, span=4.0, calibrate=True)}

@@ -45,7 +45,7 @@ def test_warm_start_trains_from_the_other_methods_weights(tmp_path):
     """With lr=0 training leaves the weights it starts from: the diffusion prior is then PnP's denoiser,
     which was trained first (the cache was empty) and saved under its own key."""
     from regbench.core.instantiate import build
-    from regbench.evaluation.runner import prepare_weights
+    from regbench.training.weights import prepare_weights
 
     common = ("profile=smoke", "progress=false", f"cache_dir={tmp_path}", f"weights_dir={tmp_path / 'none'}")
     cfg = compose("method=diffpir", "method.train.lr=0", *common)

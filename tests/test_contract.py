@@ -6,9 +6,9 @@ from conftest import compose
 
 from regbench.core.instantiate import build
 from regbench.core.registry import known
-from regbench.evaluation.runner import train_method
 from regbench.methods.base import FAMILIES
 from regbench.training import checkpoints
+from regbench.training.weights import train_method
 
 SOLVER = {"tol": 1e-4, "max_iter": 100}
 

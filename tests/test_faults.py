@@ -13,9 +13,9 @@ from conftest import REPO, compose, run_cli
 
 from regbench.core.instantiate import build
 from regbench.datasets.patches import PatchSampler
-from regbench.evaluation.runner import train_method
 from regbench.training import checkpoints
 from regbench.training.snapshots import TrainingSnapshot
+from regbench.training.weights import train_method
 
 TIMING = ["seconds", "peak_mem_mb", "git_rev", "train_minutes", "calib_seconds"]
 
@@ -28,6 +28,7 @@ def reference_methods(sweep):
     return pd.read_parquet(sweep["out"] / "results.parquet").method.unique()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_sweep_then_rerun_matches_an_uninterrupted_sweep(smoke_sweep, tmp_path):
     out, cache = tmp_path / "out", tmp_path / "cache"
     args = [

@@ -125,7 +125,7 @@ def test_deal_as_trained_reconstructs_with_the_map_training_fits(crops, patches,
 
 
 def test_deal_reconstructs_each_profile_with_its_training_update_count():
-    from regbench.evaluation.runner import reconstruct_options
+    from regbench.solvers.options import reconstruct_options
 
     for profile in ("smoke", "cpu", "paper"):
         cfg = compose("method=deal", f"profile={profile}")

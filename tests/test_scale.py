@@ -17,6 +17,7 @@ def _rows(out):
     return rows.drop(columns=TIMING).sort_values(KEY).reset_index(drop=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "launcher",
     [

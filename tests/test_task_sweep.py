@@ -10,6 +10,8 @@ from conftest import run_cli
 
 from regbench.core.registry import known
 
+pytestmark = pytest.mark.slow  # every task x method, from scratch: minutes
+
 TASKS = sorted(t for t in known("task") if not t.startswith("denoise_"))
 METHODS = ["crr", "tv"]
 

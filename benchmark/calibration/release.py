@@ -16,8 +16,9 @@ import logging
 from regbench.calibration import cache as calibrations
 from regbench.core.instantiate import build
 from regbench.core.registry import compose
-from regbench.evaluation.runner import reconstruct_options, weights_key
+from regbench.solvers.options import reconstruct_options
 from regbench.training import checkpoints
+from regbench.training.weights import weights_key
 
 log = logging.getLogger("regbench")
 

@@ -25,15 +25,18 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from regbench.calibration.fit import fit_hyperparameters
 from regbench.core.device import resolve_device
 from regbench.core.instantiate import build
 from regbench.core.provenance import device_name, git_rev
 from regbench.core.registry import compose as compose_config
 from regbench.datasets.patches import PatchSampler
 from regbench.evaluation.metrics import image_metrics
-from regbench.evaluation.runner import convergence_options, fit_hyperparameters, prepare_weights, reconstruct
+from regbench.evaluation.reconstruct import reconstruct
 from regbench.results.store import atomic_write, atomic_write_text
+from regbench.solvers.options import convergence_options
 from regbench.training.checkpoints import REPO_ROOT, training_spec
+from regbench.training.weights import prepare_weights
 
 log = logging.getLogger("regbench")
 DEFAULTS = {

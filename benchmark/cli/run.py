@@ -64,6 +64,6 @@ def cli(argv: list[str] | None = None) -> None:
     except (RegistryError, ConfigError, OSError) as err:
         print(f"regbench: error: {err}", file=sys.stderr)
         raise SystemExit(2)
-    os.environ.setdefault("REGBENCH_SWEEP_STARTED", str(time.time()))  # see runner.job_started
+    os.environ.setdefault("REGBENCH_SWEEP_STARTED", str(time.time()))  # see training.weights.job_started
     sys.argv = [sys.argv[0], *args, *hydra_searchpath_override()]
     main()

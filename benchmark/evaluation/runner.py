@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -18,20 +17,19 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from regbench.calibration import cache as calibrations
-from regbench.calibration.search import calibrate
-from regbench.core.device import make_deterministic, resolve_device
+from regbench.calibration.fit import fit_hyperparameters
+from regbench.core.device import resolve_device
 from regbench.core.hashing import config_hash, portable
 from regbench.core.instantiate import build, check_targets
-from regbench.core.locks import file_lock
 from regbench.core.provenance import device_name, git_rev
 from regbench.core.validate import validate
-from regbench.datasets.patches import PatchSampler
 from regbench.evaluation.examples import ExampleKeeper
 from regbench.evaluation.metrics import image_metrics, peak_memory_mb, psnr
+from regbench.evaluation.reconstruct import guarded_reconstruct
 from regbench.results.loggers import log_combination
 from regbench.results.store import ResultStore, atomic_write_text
-from regbench.training import checkpoints
+from regbench.solvers.options import convergence_options, solver_options
+from regbench.training.weights import prepare_weights
 
 log = logging.getLogger("regbench")
 SWEEP_STARTED = "REGBENCH_SWEEP_STARTED"
@@ -45,28 +43,6 @@ def combination_key(cfg: DictConfig) -> str:
 
 def combination_label(cfg: DictConfig) -> str:
     return f"{cfg.method.name}__{cfg.task.name}__{cfg.probe.name}"
-
-
-def solver_options(cfg: DictConfig) -> dict:
-    return {
-        "tol": float(cfg.profile.solver.tol),
-        "max_iter": int(cfg.profile.solver.max_iter),
-        "compile": bool(cfg.profile.solver.get("compile", False)),
-        **reconstruct_options(cfg),
-    }
-
-
-def reconstruct_options(cfg: DictConfig) -> dict:
-    """The method's own reconstruction settings for this profile (`reconstruct.<profile>` in its
-    YAML, e.g. sampler steps), seeds excluded. Not part of the checkpoint key: changing them
-    never retrains (they are part of the combination key and the calibration key)."""
-    per_profile = cfg.method.get("reconstruct")
-    if not per_profile:
-        return {}
-    options = OmegaConf.to_container(per_profile[cfg.profile.name], resolve=True)  # validate() checked it is there
-    options.pop("seeds", None)
-    options.pop("n_test", None)
-    return options
 
 
 def evaluated_images(cfg: DictConfig) -> int | None:
@@ -88,181 +64,6 @@ def sample_seeds(cfg: DictConfig, method) -> list[int]:
     per_profile = cfg.method.get("reconstruct") or {}
     seeds = OmegaConf.select(per_profile, f"{cfg.profile.name}.seeds") if per_profile else None
     return [int(s) for s in seeds] if seeds else [0]
-
-
-def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> dict:
-    """Train `method` on its training data within the profile's budget; returns its manifest entry."""
-    make_deterministic()
-    torch.manual_seed(cfg.seed)
-    warm_start(cfg, method, device, spec)
-    data = build(cfg.method.train.data)
-    patches = PatchSampler(data, n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device)
-    budget = {
-        **spec["train"],
-        "seed": cfg.seed,
-        "snapshot": str(snapshot_path(cfg, spec)),
-        "snapshot_every_s": float(cfg.snapshot_every_s),
-    }
-    train_log = method.fit(patches, budget, progress=cfg.progress)
-    minutes = float(train_log.pop("minutes", 0.0))
-    return {
-        "method": checkpoints.weights_name(spec),
-        "spec": spec,
-        "git_rev": git_rev(),
-        "device": device_name(device),
-        "train_minutes": minutes,
-        "params": method.n_params(),
-        "log": train_log,
-    }
-
-
-def snapshot_path(cfg: DictConfig, spec: dict) -> Path:
-    """Where an unfinished training of this spec keeps its state (resumed by the next run, removed once saved)."""
-    return (
-        checkpoints.cache_root(cfg)
-        / "snapshots"
-        / f"{checkpoints.weights_name(spec)}-{checkpoints.checkpoint_key(spec)}.pt"
-    )
-
-
-def warm_start(cfg: DictConfig, method, device: torch.device, spec: dict) -> None:
-    """`train.init: <method>`: training starts from that method's trained weights (loaded, or
-    trained first when neither the cache nor the release has them), e.g. the diffusion prior
-    from PnP's denoiser. The part trained here takes the same-named submodule of the other
-    method (`train.weights.module`), or the whole method. Under retrain=true only this method retrains:
-    a valid checkpoint for the other's key is used (`make train-release` has just released it)."""
-    if not spec["train"].get("init"):
-        return
-    other_cfg = checkpoints.init_config(cfg.method)
-    other_cfg.retrain = False
-    other = build(other_cfg.method.model).to(device)
-    prepare_weights(other_cfg, other, device)
-    source = checkpoints.trained_part(spec, other)  # the other method's part with this one's module name
-    checkpoints.trained_part(spec, method).load_state_dict(source.state_dict())
-    log.info(
-        "%s: training starts from %s's weights (key %s)",
-        cfg.method.name,
-        spec["train"]["init"]["method"],
-        spec["train"]["init"]["key"],
-    )
-
-
-def job_started() -> float:
-    """When the sweep began (set once by the command line, inherited by launcher jobs)."""
-    return float(os.environ.get(SWEEP_STARTED) or _PROCESS_STARTED)
-
-
-def cpu_state(method) -> dict:
-    return {k: v.cpu() if torch.is_tensor(v) else v for k, v in method.state_dict().items()}
-
-
-def weights_key(cfg: DictConfig) -> str:
-    """The key of the weights a combination uses: its checkpoint's, or (nothing trained) its model config's."""
-    spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
-    return config_hash(portable(cfg.method.model)) if spec is None else checkpoints.checkpoint_key(spec)
-
-
-def prepare_weights(cfg: DictConfig, method, device: torch.device) -> dict:
-    """Load the checkpoint for this training config, or train and save one."""
-    spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
-    if spec is None:
-        return {"key": weights_key(cfg), "train_minutes": 0.0}
-    key, name = checkpoints.checkpoint_key(spec), checkpoints.weights_name(spec)
-    part = checkpoints.trained_part(spec, method)
-    # parallel jobs needing the same weights: one trains, the others wait and load
-    with file_lock(checkpoints.cache_root(cfg) / "locks" / f"{name}-{key}.lock"):
-        fresh = cfg.retrain and not checkpoints.trained_since(cfg, name, key, job_started())
-        found = None if fresh else checkpoints.load(cfg, name, key)
-        if found is not None:
-            state, entry = found
-            part.load_state_dict(state)
-            method.to(device)
-            log.info("%s: using checkpoint %s (%s)", cfg.method.name, entry["file"], entry.get("device", "?"))
-            return {"key": key, "train_minutes": float(entry.get("train_minutes", 0.0))}
-        log.info("%s: training (checkpoint key %s)", cfg.method.name, key)
-        entry = train_method(cfg, method, device, spec)
-        checkpoints.save(cfg, name, key, cpu_state(part), entry)
-        snapshot_path(cfg, spec).unlink(missing_ok=True)
-    return {"key": key, "train_minutes": entry["train_minutes"]}
-
-
-def reconstruct(method, sample, solver: dict):
-    """The method's reconstruction of a sample, told the operator facts its task states."""
-    return method.reconstruct(sample.y, sample.physics, sample.x0, {**solver, "operator": sample.operator})
-
-
-def guarded_reconstruct(method, sample, solver: dict):
-    """(x_hat or None, solve info, status): a crashing or diverging solve becomes a
-    row marked failed with its reason, and the sweep goes on."""
-    try:
-        x_hat, info = reconstruct(method, sample, solver)
-    except (RuntimeError, ValueError, ArithmeticError) as err:
-        return None, {"converged": False}, f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
-    status = info.get("status", "ok")
-    if status.startswith("diverged"):
-        return None, info, f"failed: {status}"
-    if not bool(torch.isfinite(x_hat).all()):
-        return None, info, "failed: non-finite reconstruction" + (f" ({status})" if status != "ok" else "")
-    return x_hat, info, status
-
-
-def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str) -> tuple[dict, float, float]:
-    """Calibrate on the task's calibration images, unless the cache or the released calibrations
-    hold this key (benchmark/calibration/cache.py). Returns (hyperparameters, calibration PSNR,
-    seconds the calibration took when it ran)."""
-    space = method.calibration_space()
-    if not space:
-        return dict(method.hp), float("nan"), 0.0
-    key = calibrations.calibration_key(cfg, method.hp, weights_key, reconstruct_options(cfg))
-    found = None if cfg.retrain else calibrations.lookup(cfg, cfg.method.name, key)
-    if found is not None:
-        record, source = found
-        method.hp.update(record["hp"])
-        log.info("%s: calibration from %s: %s", cfg.method.name, source, record["hp"])
-        return record["hp"], record["psnr"], float(record.get("seconds", float("nan")))
-    samples = list(task.samples("calib", cfg.profile.data.n_calib, cfg.profile.data.calib_crop, cfg.seed, device))
-    solver = solver_options(cfg)
-    cap = cfg.profile.calibrate.get("max_iter")  # far-off values (lambda x100) need thousands of iterations only to
-    if cap:  # rank last: a cap keeps the search cheap (the optimum converges below it)
-        solver["max_iter"] = min(int(cap), solver["max_iter"])
-
-    def mean_psnr(hp: dict) -> float:
-        saved = dict(method.hp)
-        method.hp.update(hp)
-        try:
-            scores = []
-            for s in samples:
-                x_hat, _ = reconstruct(method, s, solver)
-                scores.append(image_metrics(x_hat, s.x, s.max_pixel)["psnr"])
-            value = sum(scores) / len(scores)
-            return value if value == value else float("-inf")  # NaN (diverged) ranks last
-        finally:
-            method.hp.clear()
-            method.hp.update(saved)
-
-    t0 = time.perf_counter()
-    hp, psnr = calibrate(method, mean_psnr, int(cfg.profile.calibrate.evals))
-    seconds = time.perf_counter() - t0
-    log.info(
-        "%s: calibrated %s -> %.2f dB on %d calibration images (%.1fs)",
-        cfg.method.name,
-        {k: round(v, 5) for k, v in hp.items()},
-        psnr,
-        len(samples),
-        seconds,
-    )
-    calibrations.save(cfg, cfg.method.name, key, hp, psnr, seconds)
-    return hp, psnr, seconds
-
-
-def convergence_options(cfg: DictConfig) -> tuple[dict, int]:
-    """(solver options that track the energy on the rows of energy-based methods, or {}; PSNR-vs-iteration
-    traces per combination)."""
-    conv = cfg.get("convergence") or {}
-    energy = (
-        {"track_energy": True, "energy_every": int(conv.get("energy_every", 1))} if conv.get("energy", False) else {}
-    )
-    return energy, int(conv.get("traces", 2))
 
 
 class Traces:

@@ -17,11 +17,13 @@ from __future__ import annotations
 import logging
 
 from regbench.calibration import cache as calibrations
+from regbench.calibration.fit import fit_hyperparameters
 from regbench.core.device import resolve_device
 from regbench.core.instantiate import build
 from regbench.core.registry import compose, method_yaml, sweep_members
-from regbench.evaluation.runner import cpu_state, fit_hyperparameters, reconstruct_options, snapshot_path, train_method
+from regbench.solvers.options import reconstruct_options
 from regbench.training import checkpoints
+from regbench.training.weights import cpu_state, snapshot_path, train_method
 
 log = logging.getLogger("regbench")
 

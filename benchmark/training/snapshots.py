@@ -4,7 +4,7 @@ A training loop names its parts (network, optimizer, scheduler, random generator
 patch sampler, loose parameters); `restore()` loads the last snapshot into them and
 says how many steps were done, `save()` writes one (atomically, at most every
 `every_s` seconds); whoever writes the checkpoint removes the snapshot
-(`regbench.evaluation.runner.snapshot_path`). The resumed loop replays the same random
+(`regbench.training.weights.snapshot_path`). The resumed loop replays the same random
 draws from the same step, so it ends with the weights an uninterrupted run gets on the
 same device and thread count.
 """

@@ -1,0 +1,120 @@
+"""The weights a run uses: trained here within the profile's budget (resumable), loaded
+from the cache or the release, or warm-started from another method's."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from regbench.core.device import make_deterministic
+from regbench.core.hashing import config_hash, portable
+from regbench.core.instantiate import build
+from regbench.core.locks import file_lock
+from regbench.core.provenance import device_name, git_rev
+from regbench.datasets.patches import PatchSampler
+from regbench.training import checkpoints
+
+log = logging.getLogger("regbench")
+SWEEP_STARTED = "REGBENCH_SWEEP_STARTED"
+_PROCESS_STARTED = time.time()
+
+
+def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> dict:
+    """Train `method` on its training data within the profile's budget; returns its manifest entry."""
+    make_deterministic()
+    torch.manual_seed(cfg.seed)
+    warm_start(cfg, method, device, spec)
+    data = build(cfg.method.train.data)
+    patches = PatchSampler(data, n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device)
+    budget = {
+        **spec["train"],
+        "seed": cfg.seed,
+        "snapshot": str(snapshot_path(cfg, spec)),
+        "snapshot_every_s": float(cfg.snapshot_every_s),
+    }
+    train_log = method.fit(patches, budget, progress=cfg.progress)
+    minutes = float(train_log.pop("minutes", 0.0))
+    return {
+        "method": checkpoints.weights_name(spec),
+        "spec": spec,
+        "git_rev": git_rev(),
+        "device": device_name(device),
+        "train_minutes": minutes,
+        "params": method.n_params(),
+        "log": train_log,
+    }
+
+
+def snapshot_path(cfg: DictConfig, spec: dict) -> Path:
+    """Where an unfinished training of this spec keeps its state (resumed by the next run, removed once saved)."""
+    return (
+        checkpoints.cache_root(cfg)
+        / "snapshots"
+        / f"{checkpoints.weights_name(spec)}-{checkpoints.checkpoint_key(spec)}.pt"
+    )
+
+
+def warm_start(cfg: DictConfig, method, device: torch.device, spec: dict) -> None:
+    """`train.init: <method>`: training starts from that method's trained weights (loaded, or
+    trained first when neither the cache nor the release has them), e.g. the diffusion prior
+    from PnP's denoiser. The part trained here takes the same-named submodule of the other
+    method (`train.weights.module`), or the whole method. Under retrain=true only this method retrains:
+    a valid checkpoint for the other's key is used (`make train-release` has just released it)."""
+    if not spec["train"].get("init"):
+        return
+    other_cfg = checkpoints.init_config(cfg.method)
+    other_cfg.retrain = False
+    other = build(other_cfg.method.model).to(device)
+    prepare_weights(other_cfg, other, device)
+    source = checkpoints.trained_part(spec, other)  # the other method's part with this one's module name
+    checkpoints.trained_part(spec, method).load_state_dict(source.state_dict())
+    log.info(
+        "%s: training starts from %s's weights (key %s)",
+        cfg.method.name,
+        spec["train"]["init"]["method"],
+        spec["train"]["init"]["key"],
+    )
+
+
+def job_started() -> float:
+    """When the sweep began (set once by the command line, inherited by launcher jobs)."""
+    return float(os.environ.get(SWEEP_STARTED) or _PROCESS_STARTED)
+
+
+def cpu_state(method) -> dict:
+    return {k: v.cpu() if torch.is_tensor(v) else v for k, v in method.state_dict().items()}
+
+
+def weights_key(cfg: DictConfig) -> str:
+    """The key of the weights a combination uses: its checkpoint's, or (nothing trained) its model config's."""
+    spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
+    return config_hash(portable(cfg.method.model)) if spec is None else checkpoints.checkpoint_key(spec)
+
+
+def prepare_weights(cfg: DictConfig, method, device: torch.device) -> dict:
+    """Load the checkpoint for this training config, or train and save one."""
+    spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
+    if spec is None:
+        return {"key": weights_key(cfg), "train_minutes": 0.0}
+    key, name = checkpoints.checkpoint_key(spec), checkpoints.weights_name(spec)
+    part = checkpoints.trained_part(spec, method)
+    # parallel jobs needing the same weights: one trains, the others wait and load
+    with file_lock(checkpoints.cache_root(cfg) / "locks" / f"{name}-{key}.lock"):
+        fresh = cfg.retrain and not checkpoints.trained_since(cfg, name, key, job_started())
+        found = None if fresh else checkpoints.load(cfg, name, key)
+        if found is not None:
+            state, entry = found
+            part.load_state_dict(state)
+            method.to(device)
+            log.info("%s: using checkpoint %s (%s)", cfg.method.name, entry["file"], entry.get("device", "?"))
+            return {"key": key, "train_minutes": float(entry.get("train_minutes", 0.0))}
+        log.info("%s: training (checkpoint key %s)", cfg.method.name, key)
+        entry = train_method(cfg, method, device, spec)
+        checkpoints.save(cfg, name, key, cpu_state(part), entry)
+        snapshot_path(cfg, spec).unlink(missing_ok=True)
+    return {"key": key, "train_minutes": entry["train_minutes"]}
