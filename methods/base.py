@@ -3,22 +3,36 @@
 A method is a torch Module (so state_dict/load_state_dict come for free) that
 declares its family, its hyperparameters (DIVal's idea: default, search range,
 whether changing it needs retraining) and whether it is an energy whose
-minimization can be checked for convergence. Nothing here knows about Hydra.
+minimization can be checked for convergence. Its own values (`hp`: the defaults,
+or what `fit` learned) travel with its weights; a reconstruction is given the
+values to use (`hyper`, e.g. the calibrated ones) and typed `SolverOptions`, so
+nothing is mutated to evaluate other values. Nothing here knows about Hydra.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import torch
-from deepinv.optim.data_fidelity import L2
 
-from regbench.datasets.task import OperatorFacts
-from regbench.solvers.apg import SPEED_RESTART_MIN, SolveInfo, apg
+from regbench.solvers.apg import SolveInfo
+from regbench.solvers.options import SolverOptions
+from regbench.solvers.variational import Regularizer, data_lipschitz, operator_of, solve, unrolled_solve
 
 FAMILIES = ("baseline", "variational", "denoiser", "sampler")  # baseline: no prior at all (the initializer)
-APG_OPTIONS = ("tol", "max_iter", "restart", "speed_restart", "track_energy", "energy_every", "callback")
+__all__ = [  # what a method module needs, in one import
+    "FAMILIES",
+    "Hyper",
+    "Method",
+    "Regularizer",
+    "SolverOptions",
+    "VariationalMethod",
+    "data_lipschitz",
+    "noise_level",
+    "operator_of",
+    "solve_summary",
+]
 
 
 @dataclass(frozen=True)
@@ -39,20 +53,26 @@ class Method(torch.nn.Module):
     family: str = "variational"
     energy_based: bool = False
     trainable: bool = False
-    # samplers: the output depends on `solver["seed"]`; the runner evaluates each test image
+    # samplers: the output depends on `options.seed`; the runner evaluates each test image
     # once per seed of the method's `reconstruct.<profile>.seeds` and rows carry it (sample_seed)
     stochastic: bool = False
     hyperparameters: dict[str, Hyper] = {}
 
     def __init__(self, **hyper: float):
         super().__init__()
-        unknown = set(hyper) - set(self.hyperparameters)
+        self.hp = self.hyper(hyper, base={k: h.default for k, h in self.hyperparameters.items()})
+
+    def hyper(self, values: Optional[Mapping[str, float]] = None, base: Optional[Mapping[str, float]] = None) -> dict:
+        """The complete hyperparameters a reconstruction uses: the method's own values (`base`, default
+        `hp`) with `values` over them; an unknown name is an error that lists the known ones."""
+        values = dict(values or {})
+        unknown = set(values) - set(self.hyperparameters)
         if unknown:
             raise ValueError(
                 f"{type(self).__name__}: unknown hyperparameter(s) {sorted(unknown)}; "
                 f"known: {sorted(self.hyperparameters)}"
             )
-        self.hp = {k: float(hyper.get(k, h.default)) for k, h in self.hyperparameters.items()}
+        return {k: float(values.get(k, v)) for k, v in (self.hp if base is None else base).items()}
 
     # -- training -----------------------------------------------------------
     def fit(self, patches, budget: dict, progress: bool = True) -> dict:
@@ -60,10 +80,16 @@ class Method(torch.nn.Module):
         return {}
 
     # -- reconstruction -----------------------------------------------------
-    def reconstruct(self, y: torch.Tensor, physics, x0: torch.Tensor, solver: dict) -> tuple[torch.Tensor, dict]:
+    def reconstruct(
+        self, y: torch.Tensor, physics, x0: torch.Tensor, hyper: Mapping[str, float], options: SolverOptions
+    ) -> tuple[torch.Tensor, dict]:
+        """x from the measurements y (x0: the task's initializer) with the hyperparameters `hyper`
+        (complete: `self.hyper(...)`); returns (x, solve info)."""
         raise NotImplementedError
 
-    def differentiable_reconstruct(self, y, physics, x0, x_ref: torch.Tensor, solver: dict) -> Optional[torch.Tensor]:
+    def differentiable_reconstruct(
+        self, y, physics, x0, x_ref: torch.Tensor, hyper: Mapping[str, float], options: SolverOptions
+    ) -> Optional[torch.Tensor]:
         """x(y) with autograd from y (the worst_case probe ascends through it); x0: the initializer of y,
         x_ref: the converged x of the unperturbed data. None: no differentiable path (the probe then
         searches at random)."""
@@ -84,10 +110,12 @@ class Method(torch.nn.Module):
 
 
 class VariationalMethod(Method):
-    """min_x 1/2 ||A x - y||^2 + lam * R(x), solved by the shared APG solver.
+    """min_x 1/2 ||A x - y||^2 + lam * R(x), solved by the shared solver (regbench.solvers.variational).
 
-    Subclasses give R either as smooth (`reg_grad`, `reg_lipschitz`) or as
-    proximable (`reg_prox`); `reg_energy` is the value of R for convergence checks.
+    `regularizer(hyper, options, like)` gives R as a `Regularizer` (a deepinv Prior with a Lipschitz
+    bound of its gradient, or none: the solver then backtracks). Its default builds R from
+    `reg_energy` plus either `reg_grad`/`reg_lipschitz` (smooth R) or `reg_prox` (proximable R),
+    for regularizers that no hyperparameter but lam changes.
     """
 
     family = "variational"
@@ -101,77 +129,32 @@ class VariationalMethod(Method):
     def reg_grad(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def reg_lipschitz(self) -> float:
+    def reg_lipschitz(self) -> Optional[float]:
         raise NotImplementedError
 
     def reg_prox(self, x: torch.Tensor, gamma: float) -> torch.Tensor:
         raise NotImplementedError
 
-    @torch.no_grad()
-    def reconstruct(self, y, physics, x0, solver: dict) -> tuple[torch.Tensor, dict]:
-        lam = self.hp["lam"]
-        operator = operator_facts(solver, physics)
-        solver = {k: v for k, v in solver.items() if k in APG_OPTIONS}  # drop method-specific keys (compile)
-        if operator.identity and solver.get("restart", True):
-            solver.setdefault("speed_restart", SPEED_RESTART_MIN)  # strongly convex: see benchmark/solvers/apg.py
-        fidelity = L2()
-        data_lip = data_lipschitz(operator, physics, x0)
-
-        def energy(x):
-            return fidelity.fn(x, y, physics) + lam * self.reg_energy(x)
-
+    def regularizer(self, hyper: Mapping[str, float], options: SolverOptions, like: torch.Tensor) -> Regularizer:
+        """R for these hyperparameters (lam aside: the solver weights R by it); `like`: a tensor of
+        the solve's shape, device and dtype."""
         if self.smooth_regularizer:
-            x, info = apg(
-                x0,
-                grad_f=lambda x: fidelity.grad(x, y, physics) + lam * self.reg_grad(x),
-                lipschitz=data_lip + lam * self.reg_lipschitz(),
-                energy=energy,
-                **solver,
-            )
-        else:
-            x, info = apg(
-                x0,
-                grad_f=lambda x: fidelity.grad(x, y, physics),
-                lipschitz=data_lip,
-                prox_g=lambda v, step: self.reg_prox(v, lam * step),
-                energy=energy,
-                **solver,
-            )
+            return Regularizer(self.reg_energy, grad=self.reg_grad, lipschitz=self.reg_lipschitz())
+        return Regularizer(self.reg_energy, prox=self.reg_prox)
+
+    @torch.no_grad()
+    def reconstruct(self, y, physics, x0, hyper, options) -> tuple[torch.Tensor, dict]:
+        x, info = solve(self.regularizer(hyper, options, y), y, physics, x0, hyper["lam"], options)
         return x, solve_summary(info)
 
-    def differentiable_reconstruct(self, y, physics, x0, x_ref, solver: dict) -> torch.Tensor:
-        """Unrolled: `solver["unroll"]` (default 20) proximal-gradient steps of step 1/L with autograd on,
-        warm-started at the converged x_ref (detached). Near a minimizer this follows the minimizer's local
-        response to y (a truncated Neumann series of the implicit derivative); the amplification the probe
-        reports always comes from converged solves."""
-        lam, fidelity = self.hp["lam"], L2()
-        lip = data_lipschitz(operator_facts(solver, physics), physics, x_ref) + (
-            lam * self.reg_lipschitz() if self.smooth_regularizer else 0.0
-        )
-        x = x_ref.detach()
-        with torch.enable_grad():
-            for _ in range(int(solver.get("unroll", 20))):
-                g = fidelity.grad(x, y, physics)
-                x = (
-                    x - (g + lam * self.reg_grad(x)) / lip
-                    if self.smooth_regularizer
-                    else self.reg_prox(x - g / lip, lam / lip)
-                )
-        return x
-
-
-def operator_facts(solver: dict, physics) -> OperatorFacts:
-    """The facts the task stated about the operator (`solver["operator"]`, set by the runner), or
-    those of a bare physics handed over without a task."""
-    return solver.get("operator") or OperatorFacts.of(physics)
-
-
-def data_lipschitz(operator: OperatorFacts, physics, x: torch.Tensor) -> float:
-    """||A||^2, the Lipschitz constant of the L2 fidelity's gradient: the task's value, else a
-    power-iteration estimate with a 1% margin."""
-    if operator.sqnorm is not None:
-        return float(operator.sqnorm)
-    return 1.01 * float(physics.compute_sqnorm(x, verbose=False))
+    def differentiable_reconstruct(self, y, physics, x0, x_ref, hyper, options) -> torch.Tensor:
+        """Unrolled: `options.unroll` proximal-gradient steps of step 1/L with autograd on, warm-started at
+        the converged x_ref (detached). Near a minimizer this follows the minimizer's local response to y (a
+        truncated Neumann series of the implicit derivative); the amplification the probe reports always
+        comes from converged solves."""
+        with torch.no_grad():  # the regularizer's parameters are constants: only y (through x) is differentiated
+            reg = self.regularizer(hyper, options.replace(compile=False, track_energy=False), x_ref)
+        return unrolled_solve(reg, y, physics, x_ref, hyper["lam"], options)
 
 
 def noise_level(physics, floor: float = 0.0) -> float:

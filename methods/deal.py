@@ -47,7 +47,7 @@ from deepinv.models.deal import LinearSpline, MultiConv2d
 from deepinv.optim.linear import conjugate_gradient
 from tqdm.auto import tqdm
 
-from regbench.methods.base import Hyper, Method, data_lipschitz, operator_facts
+from regbench.methods.base import Hyper, Method, data_lipschitz, operator_of
 from regbench.methods.denoisers import seeded_init
 from regbench.training.snapshots import TrainingSnapshot
 
@@ -233,17 +233,19 @@ class DEAL(Method):
 
     # -- reconstruction -----------------------------------------------------------
     @torch.no_grad()
-    def reconstruct(self, y, physics, x0, solver: dict) -> tuple[torch.Tensor, dict]:
-        """solver["fixed_point"]: "converged" (default) iterates to the fixed point (tol, at most `outer_iters`
-        mask updates, accelerated); "as_trained" applies the map the checkpoint was trained on (`trained_map`,
-        with solver["outer_iters"] updates: the training budget's), which a truncated training fits better.
-        solver["cg_tol"]: the CG tolerance of the solves (default the model's; the last solve's is a tenth)."""
-        sigma = torch.full((x0.shape[0], 1, 1, 1), self.hp["sigma"], device=x0.device, dtype=x0.dtype)
-        lam = self.hp["lam"] * self._condition(sigma) * data_lipschitz(operator_facts(solver, physics), physics, x0)
-        iters = int(solver.get("outer_iters", self.outer_iters))
-        cg_tol = float(solver.get("cg_tol", self.cg_tol))
+    def reconstruct(self, y, physics, x0, hyper, options) -> tuple[torch.Tensor, dict]:
+        """options.method["fixed_point"]: "converged" (default) iterates to the fixed point (tol, at most
+        `outer_iters` mask updates, accelerated); "as_trained" applies the map the checkpoint was trained on
+        (`trained_map`, with options.method["outer_iters"] updates: the training budget's), which a truncated
+        training fits better. options.method["cg_tol"]: the CG tolerance of the solves (default the model's;
+        the last solve's is a tenth)."""
+        own = options.method
+        sigma = torch.full((x0.shape[0], 1, 1, 1), hyper["sigma"], device=x0.device, dtype=x0.dtype)
+        lam = hyper["lam"] * self._condition(sigma) * data_lipschitz(operator_of(options, physics), physics, x0)
+        iters = int(own.get("outer_iters", self.outer_iters))
+        cg_tol = float(own.get("cg_tol", self.cg_tol))
         rhs, gram = physics.A_adjoint(y), (lambda v: physics.A_adjoint(physics.A(v)))
-        mode = solver.get("fixed_point", "converged")
+        mode = own.get("fixed_point", "converged")
         if mode == "as_trained":  # a fixed number of updates, like PnP's iterations: no convergence to report
             x, _, k = self.trained_map(rhs, x0, lam, gram, iters, self.cg_iters, self.tol, cg_tol)
             return x, {"iterations": k}

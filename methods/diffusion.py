@@ -8,16 +8,16 @@ log-normal noise levels centred on 0.1 (about 90% of them between 0.01 and 1)
 and EDM's loss weighting; the preconditioning makes D tend to the data mean at
 the large levels only the first few steps visit.
 
-Samplers are stochastic: `reconstruct` draws with `solver["seed"]` (default 0)
+Samplers are stochastic: `reconstruct` draws with `options.seed` (default 0)
 in a forked RNG (the caller's random state is left as it was), the runner
 evaluates each test image once per seed of the method's `reconstruct.<profile>.seeds`,
-`solver["steps"]` is the number of sampler steps of the profile and `solver["bf16"]`
+`options.method["steps"]` is the number of sampler steps of the profile and `options.method["bf16"]`
 runs the denoiser's network in bfloat16.
 
 - DiffPIR (Zhu et al. 2023): HQS-like; each step denoises, takes the exact
   data prox with weight rho_t = lam sigma_n^2 / sigma_t^2, and re-noises with a
   fraction `zeta` of fresh noise. `lam` and `zeta` are calibrated per task.
-  `solver["start"]`: `noise` runs deepinv's sampler, the whole schedule from pure
+  `options.method["start"]`: `noise` runs deepinv's sampler, the whole schedule from pure
   noise; `measurement` (denoising tasks only; others run `noise`) starts the reverse
   diffusion at the step t* whose noise level is the measurement's, where y itself
   is a sample of the forward process, so every step is spent below sigma_y.
@@ -38,7 +38,7 @@ from deepinv.optim.data_fidelity import L2
 from deepinv.sampling import DPS as DeepinvDPS
 from deepinv.sampling import DiffPIR as DeepinvDiffPIR
 
-from regbench.methods.base import Hyper, Method, noise_level, operator_facts
+from regbench.methods.base import Hyper, Method, noise_level, operator_of
 from regbench.methods.denoisers import precision, train_denoiser
 
 
@@ -64,15 +64,15 @@ class DiffusionPrior(Method):
     def fit(self, patches, budget: dict, progress: bool = True) -> dict:
         return train_denoiser(self.denoiser, patches, budget, progress, desc=f"{type(self).__name__.lower()} prior")
 
-    def reconstruct(self, y, physics, x0, solver: dict) -> tuple[torch.Tensor, dict]:
-        steps, seed = int(solver.get("steps", self.default_steps)), int(solver.get("seed", 0))
+    def reconstruct(self, y, physics, x0, hyper, options) -> tuple[torch.Tensor, dict]:
+        steps, seed = int(options.method.get("steps", self.default_steps)), int(options.seed)
         if steps < 2:
             raise ValueError(f"{type(self).__name__}: steps={steps}; a sampler needs at least 2 steps")
-        with precision(self.denoiser, solver.get("bf16", False)):
-            x = self.sample(y, physics, x0, steps, seed, solver)
+        with precision(self.denoiser, options.method.get("bf16", False)):
+            x = self.sample(y, physics, x0, steps, seed, hyper, options)
         return x, {"iterations": steps, "seed": seed}
 
-    def sample(self, y, physics, x0, steps: int, seed: int, solver: dict) -> torch.Tensor:
+    def sample(self, y, physics, x0, steps: int, seed: int, hyper, options) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -88,8 +88,8 @@ class DiffPIR(DiffusionPrior):
     starts = ("noise", "measurement")
 
     @torch.no_grad()
-    def sample(self, y, physics, x0, steps, seed, solver):
-        start = solver.get("start", "noise")
+    def sample(self, y, physics, x0, steps, seed, hyper, options):
+        start = options.method.get("start", "noise")
         if start not in self.starts:
             raise ValueError(f"DiffPIR: start={start!r}; expected one of {', '.join(self.starts)}")
         sampler = DeepinvDiffPIR(
@@ -97,16 +97,16 @@ class DiffPIR(DiffusionPrior):
             data_fidelity=L2(),
             sigma=noise_level(physics),
             max_iter=steps,
-            zeta=self.hp["zeta"],
-            lambda_=self.hp["lam"],
+            zeta=hyper["zeta"],
+            lambda_=hyper["lam"],
             device=y.device,
         )
         with seeded(seed, y.device):
-            if start == "measurement" and operator_facts(solver, physics).identity:
-                return self.sample_from_measurement(sampler, y, physics, steps)
+            if start == "measurement" and operator_of(options, physics).identity:
+                return self.sample_from_measurement(sampler, y, physics, steps, hyper["lam"])
             return sampler(y, physics, x_init=x0)
 
-    def sample_from_measurement(self, sampler: DeepinvDiffPIR, y, physics, steps: int) -> torch.Tensor:
+    def sample_from_measurement(self, sampler: DeepinvDiffPIR, y, physics, steps: int, lam: float) -> torch.Tensor:
         """DiffPIR's steps on the timesteps from t* down to 0 (evenly spaced), in deepinv's
         [-1, 1] scaling: x_t* = sqrt(abar_t*) (2y - 1 + the noise the schedule has beyond y's)."""
         sigma_y, zeta = sampler.sigma, sampler.zeta
@@ -120,7 +120,7 @@ class DiffPIR(DiffusionPrior):
             x0 = (2 * sampler.model(x / (2 * a[t]) + 0.5, float(levels[t]) / 2) - 1).clamp(-1, 1)
             if i == len(ts) - 1:
                 return x0 / 2 + 0.5
-            rho = self.hp["lam"] * sigma_y**2 / float(levels[t]) ** 2
+            rho = lam * sigma_y**2 / float(levels[t]) ** 2
             x0 = 2 * sampler.data_fidelity.prox(x0 / 2 + 0.5, y, physics, gamma=1.0 / (2 * rho)) - 1
             eps = (x - a[t] * x0) / b[t]
             s = ts[i + 1]
@@ -134,12 +134,12 @@ class DPS(DiffusionPrior):
         super().__init__(denoiser, **hyper)
         self.guidance, self.solver_name = guidance, solver
 
-    def sample(self, y, physics, x0, steps, seed, solver):
+    def sample(self, y, physics, x0, steps, seed, hyper, options):
         sampler = DeepinvDPS(
             self.denoiser,
             solver=self.solver_name,
             num_steps=steps,
-            weight=self.hp["weight"],
+            weight=hyper["weight"],
             guidance=self.guidance,
             device=y.device,
             rng=torch.Generator(device=y.device),

@@ -12,5 +12,5 @@ class Initializer(Method):
     family = "baseline"
 
     @torch.no_grad()
-    def reconstruct(self, y, physics, x0, solver):
+    def reconstruct(self, y, physics, x0, hyper, options):
         return x0.clone(), {"iterations": 0}

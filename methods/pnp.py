@@ -64,14 +64,15 @@ class PnP(Method):
     def fit(self, patches, budget: dict, progress: bool = True) -> dict:
         return train_denoiser(self.denoiser, patches, budget, progress, desc="pnp denoiser")
 
-    def schedule(self, physics) -> tuple[torch.Tensor, torch.Tensor]:
+    @staticmethod
+    def schedule(physics, hyper) -> tuple[torch.Tensor, torch.Tensor]:
         """(denoiser levels sigma_k, data step sizes gamma_k) for this task's noise level."""
         sigma_n = noise_level(physics, floor=NOISE_FLOOR)
-        sigmas = dpir_schedule(int(round(self.hp["iterations"])), self.hp["strength"] * sigma_n, self.hp["sigma_start"])
-        return sigmas, sigmas**2 / (self.hp["lam"] * sigma_n**2)
+        sigmas = dpir_schedule(int(round(hyper["iterations"])), hyper["strength"] * sigma_n, hyper["sigma_start"])
+        return sigmas, sigmas**2 / (hyper["lam"] * sigma_n**2)
 
-    def run(self, y, physics, x0, solver: dict, unfold: bool = False) -> torch.Tensor:
-        sigmas, steps = self.schedule(physics)
+    def run(self, y, physics, x0, hyper, options, unfold: bool = False) -> torch.Tensor:
+        sigmas, steps = self.schedule(physics, hyper)
         algo = HQS(
             data_fidelity=L2(),
             prior=PnPPrior(denoiser=self.denoiser),
@@ -80,14 +81,14 @@ class PnP(Method):
             early_stop=False,
             unfold=unfold,  # deepinv runs its iterations under no_grad unless unfolded
         )
-        with precision(self.denoiser, solver.get("bf16", False) and not unfold):
+        with precision(self.denoiser, options.method.get("bf16", False) and not unfold):
             return algo(y, physics, init=x0)
 
     @torch.no_grad()
-    def reconstruct(self, y, physics, x0, solver: dict) -> tuple[torch.Tensor, dict]:
-        return self.run(y, physics, x0, solver), {"iterations": int(round(self.hp["iterations"]))}
+    def reconstruct(self, y, physics, x0, hyper, options) -> tuple[torch.Tensor, dict]:
+        return self.run(y, physics, x0, hyper, options), {"iterations": int(round(hyper["iterations"]))}
 
-    def differentiable_reconstruct(self, y, physics, x0, x_ref, solver: dict) -> torch.Tensor:
+    def differentiable_reconstruct(self, y, physics, x0, x_ref, hyper, options) -> torch.Tensor:
         """The same HQS iterations with autograd on (in fp32), from the initializer x0 of y."""
         with torch.enable_grad():
-            return self.run(y, physics, x0, solver, unfold=True)
+            return self.run(y, physics, x0, hyper, options, unfold=True)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from regbench.methods.base import Hyper, VariationalMethod
+from regbench.methods.base import Hyper, Regularizer, VariationalMethod
 from regbench.solvers.apg import apg
 from regbench.training.snapshots import TrainingSnapshot
 
@@ -175,33 +175,37 @@ class RidgeRegularizer(VariationalMethod):
         self.convex = convex
         self.W = MultiConv(tuple(channels), kernel_size, seed=init_seed)
         self.spline = LinearSpline(channels[-1], n_knots, knot_range, min_slope=0.0 if convex else -1.0)
-        self._cache = None  # (norm, tables) frozen for a reconstruction
-        self._compiled = {}  # "grad" / "energy": compiled functions of the frozen parameters, during a solve
 
     # -- the energy -------------------------------------------------------------
-    def _parts(self):
-        if self._cache is not None:
-            return self._cache
+    def parts(self):
+        """(||W||, spline tables): what every evaluation of R needs, computed once per solve."""
         return self.W.spectral_norm(), self.spline.tables()
 
     def features(self, x, norm):
         return self.W(x) / norm
 
-    def reg_energy(self, x: torch.Tensor) -> torch.Tensor:
-        if "energy" in self._compiled:
-            return self._compiled["energy"](x)
-        norm, tables = self._parts()
-        mu = self.hp["mu"]
+    def reg_energy(self, x: torch.Tensor, mu: float | torch.Tensor | None = None, parts=None) -> torch.Tensor:
+        """R(x) per image (mu: the method's own value unless given)."""
+        norm, tables = parts if parts is not None else self.parts()
+        mu = self.hp["mu"] if mu is None else mu
         psi = self.spline.potential(mu * self.features(x, norm), tables)
         return psi.flatten(1).sum(1) / mu**2
 
     def reg_grad(self, x: torch.Tensor, mu: float | torch.Tensor | None = None, parts=None) -> torch.Tensor:
-        if "grad" in self._compiled and mu is None and parts is None:
-            return self._compiled["grad"](x)
-        norm, tables = parts if parts is not None else self._parts()
+        norm, tables = parts if parts is not None else self.parts()
         mu = self.hp["mu"] if mu is None else mu
         phi = self.spline.derivative(mu * self.features(x, norm), tables)
         return self.W.adjoint(phi) / (norm * mu)
+
+    @torch.no_grad()
+    def regularizer(self, hyper, options, like) -> Regularizer:
+        """R at hyper["mu"] with the filters' norm and spline tables frozen; `options.compile` uses
+        the compiled gradient (and energy, when the solver tracks it)."""
+        mu, parts = hyper["mu"], self.parts()
+        grad = self.frozen_gradient(mu, like) if options.compile else (lambda x: self.reg_grad(x, mu, parts))
+        compile_energy = options.compile and options.track_energy
+        energy = self.frozen_energy(mu, like) if compile_energy else (lambda x: self.reg_energy(x, mu, parts))
+        return Regularizer(energy, grad=grad, lipschitz=self.reg_lipschitz())
 
     def reg_lipschitz(self) -> float:
         """Lipschitz bound of grad R: Hess R = W^T diag(psi_c'') W / ||W||^2 with psi_c'' <= s_c (channel c's
@@ -265,31 +269,6 @@ class RidgeRegularizer(VariationalMethod):
             self.spline.h,
             mu_t,
         )
-
-    @torch.no_grad()
-    def reconstruct(self, y, physics, x0, solver):
-        """Solve with the filters' norm and spline tables frozen; `solver["compile"]` uses
-        the compiled gradient (and energy, when the solver tracks it)."""
-        solver = dict(solver)
-        compiled = solver.pop("compile", False)
-        self._cache = (self.W.spectral_norm(), self.spline.tables())
-        if compiled:
-            self._compiled["grad"] = self.frozen_gradient(self.hp["mu"], y)
-            if solver.get("track_energy"):
-                self._compiled["energy"] = self.frozen_energy(self.hp["mu"], y)
-        try:
-            return super().reconstruct(y, physics, x0, solver)
-        finally:
-            self._cache = None
-            self._compiled = {}
-
-    def differentiable_reconstruct(self, y, physics, x0, x_ref, solver):
-        with torch.no_grad():  # parameters as constants: only y (through x) is differentiated
-            self._cache = (self.W.spectral_norm(), self.spline.tables())
-        try:
-            return super().differentiable_reconstruct(y, physics, x0, x_ref, solver)
-        finally:
-            self._cache = None
 
     # -- training ---------------------------------------------------------------
     def fit(self, patches, budget: dict, progress: bool = True) -> dict:

@@ -26,11 +26,7 @@ class TV(VariationalMethod):
     def reg_prox(self, x: torch.Tensor, gamma: float) -> torch.Tensor:
         return self.prior.prox(x, gamma=gamma)
 
-    def reconstruct(self, y, physics, x0, solver):
-        # deepinv's TV denoiser warm-starts from its last call; each image starts fresh.
+    def regularizer(self, hyper, options, like):
+        # deepinv's TV denoiser warm-starts from its last call; each solve starts fresh.
         self.prior.TVModel.restart = True
-        return super().reconstruct(y, physics, x0, solver)
-
-    def differentiable_reconstruct(self, y, physics, x0, x_ref, solver):
-        self.prior.TVModel.restart = True
-        return super().differentiable_reconstruct(y, physics, x0, x_ref, solver)
+        return super().regularizer(hyper, options, like)

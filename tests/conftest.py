@@ -38,3 +38,18 @@ def compose(*overrides: str):
     from regbench.core.registry import compose as registry_compose
 
     return registry_compose(list(overrides))
+
+
+def solve_with(method, y, physics, x0, hyper=None, **settings):
+    """method.reconstruct with its own hyperparameters (`hyper` over them) and options from keywords:
+    SolverOptions fields by name, the rest as the method's own settings (options.method)."""
+    import dataclasses
+
+    from regbench.solvers.options import SolverOptions
+
+    fields = {f.name for f in dataclasses.fields(SolverOptions)}
+    options = SolverOptions(
+        **{k: v for k, v in settings.items() if k in fields},
+        method={k: v for k, v in settings.items() if k not in fields},
+    )
+    return method.reconstruct(y, physics, x0, method.hyper(hyper), options)

@@ -58,8 +58,8 @@ class Shrink(Method):
         self.mean.fill_(float(patches.sample(int(budget["batch"]), int(budget["patch"])).mean()))
         return {"minutes": 0.0, "mean": float(self.mean)}
 
-    def reconstruct(self, y, physics, x0, solver):
-        return self.mean + self.hp["alpha"] * (x0 - self.mean), {"iterations": 1}
+    def reconstruct(self, y, physics, x0, hyper, options):
+        return self.mean + hyper["alpha"] * (x0 - self.mean), {"iterations": 1}
 '''
 
 SHRINK_YAML = """\

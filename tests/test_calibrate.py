@@ -9,6 +9,11 @@ from regbench.calibration.search import calibrate, search, search_interval
 from regbench.methods.base import Hyper, Method
 
 
+def _calibrate(method, psnr, evals):
+    """The search over the method's calibration space, from its own values."""
+    return calibrate(method.calibration_space(), method.hp, psnr, evals)
+
+
 def _counting(peak):
     calls = []
 
@@ -51,8 +56,8 @@ def test_integer_and_bounded_hyperparameters_are_calibrated_one_after_the_other(
         assert hp["fixed"] == 2.0
         return 30 - (hp["iterations"] - 5) ** 2 - 10 * (hp["zeta"] - 0.95) ** 2
 
-    hp, best = calibrate(method, psnr, evals=10)
-    assert hp["iterations"] == 5.0 and method.hp["iterations"] == 5.0
+    hp, best = _calibrate(method, psnr, evals=10)
+    assert hp["iterations"] == 5.0 and method.hp == Toy().hp  # the method keeps its own values
     assert 0.9 <= hp["zeta"] <= 1.0  # the optimum 0.95 lies inside the bounds
     assert best == pytest.approx(30 - 10 * (hp["zeta"] - 0.95) ** 2)
     first = [c for c in calls if c["zeta"] == 0.3]  # the iteration count is searched first (declared order)
@@ -73,7 +78,7 @@ def test_each_whole_number_is_evaluated_once():
         return -abs(hp["iterations"] - 2)
 
     moved = []
-    calibrate(method, psnr, evals=14)
+    _calibrate(method, psnr, evals=14)
     assert len(seen) == len(set(seen)) and set(seen) <= set(range(1, 65))
 
 
@@ -89,7 +94,7 @@ def test_a_hyperparameter_pinned_by_its_bounds_is_evaluated_once():
         hyperparameters = {"k": Hyper(1, span=1.0, calibrate=True, integer=True)}
 
     calls = []
-    hp, best = calibrate(Pinned(), lambda hp: calls.append(hp) or 7.0, evals=10)
+    hp, best = _calibrate(Pinned(), lambda hp: calls.append(hp) or 7.0, evals=10)
     assert hp["k"] == 1.0 and best == 7.0 and len(calls) == 1
     assert math.isfinite(best)
 
@@ -118,9 +123,9 @@ def test_calibration_solves_obey_the_profile_iteration_cap(tmp_path):
         hyperparameters = {"lam": Hyper(1.0, span=4.0, calibrate=True)}
         seen: list = []
 
-        def reconstruct(self, y, physics, x0, solver):
-            self.seen.append(solver["max_iter"])
-            return x0 / (1 + abs(math.log(self.hp["lam"]))), {}  # best at lam = 1
+        def reconstruct(self, y, physics, x0, hyper, options):
+            self.seen.append(options.max_iter)
+            return x0 / (1 + abs(math.log(hyper["lam"]))), {}  # best at lam = 1
 
     cfg = compose("profile=smoke", f"cache_dir={tmp_path}", "+profile.calibrate.max_iter=7")
     method = Recorder()
@@ -139,6 +144,6 @@ def test_a_coordinate_keeps_its_value_when_the_search_cannot_beat_it():
         tried.append(hp["zeta"])
         return 30.0 if abs(hp["zeta"] - 0.3) < 1e-9 else 20.0 - abs(math.log(hp["zeta"]))
 
-    hp, best = calibrate(method, psnr, evals=8)
+    hp, best = _calibrate(method, psnr, evals=8)
     assert hp["zeta"] == 0.3 and best == 30.0
     assert any(abs(z - 0.3) > 1e-3 for z in tried)  # the search did look elsewhere

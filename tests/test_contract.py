@@ -7,10 +7,11 @@ from conftest import compose
 from regbench.core.instantiate import build
 from regbench.core.registry import known
 from regbench.methods.base import FAMILIES
+from regbench.solvers.options import SolverOptions
 from regbench.training import checkpoints
 from regbench.training.weights import train_method
 
-SOLVER = {"tol": 1e-4, "max_iter": 100}
+SOLVER = SolverOptions(tol=1e-4, max_iter=100)
 
 
 def _trained(cfg):
@@ -34,17 +35,17 @@ def test_method_contract(name, tmp_path):
     assert method.family in FAMILIES
     assert set(method.calibration_space()) <= set(method.hyperparameters)
     y, physics, x0 = _batch(cfg)
-    x_hat, info = method.reconstruct(y, physics, x0, SOLVER)
+    x_hat, info = method.reconstruct(y, physics, x0, method.hp, SOLVER)
     assert x_hat.shape == y.shape and torch.isfinite(x_hat).all()
     if method.energy_based:
         assert {"iterations", "converged"} <= set(info)
 
     clone = build(cfg.method.model)
     clone.load_state_dict(method.state_dict())
-    again, _ = clone.eval().reconstruct(y, physics, x0, SOLVER)
+    again, _ = clone.eval().reconstruct(y, physics, x0, clone.hp, SOLVER)
     assert torch.equal(again, x_hat)
 
     retrained = _trained(cfg)
     state_a, state_b = method.state_dict(), retrained.state_dict()
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a if torch.is_tensor(state_a[k]))
-    assert torch.equal(retrained.reconstruct(y, physics, x0, SOLVER)[0], x_hat)
+    assert torch.equal(retrained.reconstruct(y, physics, x0, retrained.hp, SOLVER)[0], x_hat)

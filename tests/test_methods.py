@@ -3,7 +3,7 @@
 import deepinv as dinv
 import pytest
 import torch
-from conftest import compose
+from conftest import compose, solve_with
 from omegaconf import OmegaConf
 
 from regbench.core.instantiate import build
@@ -69,9 +69,9 @@ def test_deal_training_improves_its_reconstruction(crops):
     )  # its own: order-free
     method, budget = _smoke("deal", steps=40)
     seeded_init(method.net, 0)
-    before = _psnr(method.eval().reconstruct(y, physics, y, {})[0], x)
+    before = _psnr(solve_with(method.eval(), y, physics, y)[0], x)
     method.fit(patches, budget, progress=False)
-    after = _psnr(method.eval().reconstruct(y, physics, y, {})[0], x)
+    after = _psnr(solve_with(method.eval(), y, physics, y)[0], x)
     assert after > before + 1.0 and after > _psnr(y, x) + 1.0, (before, after, _psnr(y, x))
 
 
@@ -91,7 +91,7 @@ def test_deal_reconstructs_any_linear_problem_with_finite_output_of_the_right_sh
         noise_model=dinv.physics.GaussianNoise(0.02),
     )
     y = physics(x)
-    out, info = method.reconstruct(y, physics, physics.A_adjoint(y), {})
+    out, info = solve_with(method, y, physics, physics.A_adjoint(y))
     assert out.shape == x.shape and torch.isfinite(out).all()
     assert 1 <= info["iterations"] <= 5 and {"converged", "rel_change"} <= set(info)
 
@@ -112,16 +112,16 @@ def test_deal_as_trained_reconstructs_with_the_map_training_fits(crops, patches,
     method.fit(patches, budget, progress=False)
     assert seen == [budget["outer_iters"]] * 2  # one forward per training step
     method.eval()
-    as_trained, info = method.reconstruct(y, physics, y, {"fixed_point": "as_trained", "outer_iters": 2})
+    as_trained, info = solve_with(method, y, physics, y, fixed_point="as_trained", outer_iters=2)
     assert seen[-1] == 2 and set(info) == {"iterations"} and 1 <= info["iterations"] <= 2
     with torch.no_grad():
         sigma = torch.full((y.shape[0], 1, 1, 1), method.hp["sigma"])
         lam = method.hp["lam"] * method._condition(sigma) * data_lipschitz(OperatorFacts.of(physics), physics, y)
         expected, _, _ = original(method, y, y, lam, lambda v: v, 2, method.cg_iters, method.tol, method.cg_tol)
     assert torch.equal(as_trained, expected)
-    assert "converged" in method.reconstruct(y, physics, y, {})[1]  # the fixed point reports its convergence
+    assert "converged" in solve_with(method, y, physics, y)[1]  # the fixed point reports its convergence
     with pytest.raises(ValueError, match="fixed_point='unrolled'; expected 'converged' or 'as_trained'"):
-        method.reconstruct(y, physics, y, {"fixed_point": "unrolled"})
+        solve_with(method, y, physics, y, fixed_point="unrolled")
 
 
 def test_deal_reconstructs_each_profile_with_its_training_update_count():
@@ -168,8 +168,8 @@ def test_deal_reconstructs_alike_in_float32_and_float64(crops):
         spline.coefficients.data = 0.1 * torch.rand(spline.coefficients.shape, generator=gen).cumsum(1)
     method.hp.update(lam=1.0, sigma=25.0)
     options = {"fixed_point": "as_trained", "outer_iters": 2, "cg_tol": 1e-5}
-    single, _ = method.reconstruct(y, physics, y, options)
-    double, _ = method.double().reconstruct(y.double(), physics, y.double(), options)
+    single, _ = solve_with(method, y, physics, y, **options)
+    double, _ = solve_with(method.double(), y.double(), physics, y.double(), **options)
     assert float((single.double() - double).norm() / double.norm()) < 1e-4
 
 
@@ -206,7 +206,7 @@ def test_deal_anderson_reaches_the_plain_fixed_point_no_slower(crops, monkeypatc
     found = {}
     for depth in (0, deal.ANDERSON_DEPTH):
         monkeypatch.setattr(deal, "ANDERSON_DEPTH", depth)
-        found[depth] = method.reconstruct(y.double(), physics, y.double(), {})
+        found[depth] = solve_with(method, y.double(), physics, y.double())
     (plain, plain_info), (fast, fast_info) = found[0], found[deal.ANDERSON_DEPTH]
     assert plain_info["converged"] and fast_info["converged"]
     assert fast_info["iterations"] <= plain_info["iterations"], (fast_info, plain_info)
@@ -261,7 +261,7 @@ def test_preconditioned_denoiser_is_the_identity_at_zero_noise_and_the_mean_at_h
 def test_pnp_with_one_iteration_is_the_denoiser_at_strength_times_sigma(crops):
     x, y, physics = crops
     method = PnP(_denoiser(), strength=0.8, iterations=1)
-    out, info = method.reconstruct(y, physics, y, {})
+    out, info = solve_with(method, y, physics, y)
     with torch.no_grad():
         assert torch.allclose(out, method.denoiser(y, 0.8 * SIGMA), atol=1e-6)
     assert info["iterations"] == 1
@@ -280,8 +280,8 @@ def test_pnp_hqs_iterations_fill_in_an_inpainting_problem(crops):
     y = physics(x)
     x0 = physics.A_adjoint(y)
     denoiser = dinv.models.TVDenoiser(n_it_max=50)
-    one = _psnr(PnP(denoiser, iterations=1).reconstruct(y, physics, x0, {})[0], x)
-    many = _psnr(PnP(denoiser, iterations=8).reconstruct(y, physics, x0, {})[0], x)
+    one = _psnr(solve_with(PnP(denoiser, iterations=1), y, physics, x0)[0], x)
+    many = _psnr(solve_with(PnP(denoiser, iterations=8), y, physics, x0)[0], x)
     assert many > _psnr(x0, x) + 5 and many > one + 3, (_psnr(x0, x), one, many)
 
 
@@ -290,14 +290,14 @@ def test_samplers_are_reproducible_per_seed(sampler, crops):
     x, y, physics = crops
     method = sampler(_denoiser())
     state = torch.random.get_rng_state()
-    a, info = method.reconstruct(y, physics, y, {"steps": 4, "seed": 3})
-    b, _ = method.reconstruct(y, physics, y, {"steps": 4, "seed": 3})
-    c, _ = method.reconstruct(y, physics, y, {"steps": 4, "seed": 4})
+    a, info = solve_with(method, y, physics, y, steps=4, seed=3)
+    b, _ = solve_with(method, y, physics, y, steps=4, seed=3)
+    c, _ = solve_with(method, y, physics, y, steps=4, seed=4)
     assert torch.equal(a, b) and not torch.allclose(a, c, atol=1e-4)
     assert a.shape == y.shape and torch.isfinite(a).all() and info["iterations"] == 4
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
     with pytest.raises(ValueError, match="at least 2 steps"):
-        method.reconstruct(y, physics, y, {"steps": 1})
+        solve_with(method, y, physics, y, steps=1)
 
 
 def test_every_new_method_declares_family_hyperparameters_and_convergence_support():
@@ -343,18 +343,18 @@ def test_diffpir_from_the_measurement_starts_at_its_noise_level_on_denoising_onl
     start=noise, the sampler runs deepinv's whole schedule from pure noise."""
     x, y, physics = crops
     spy = _LevelSpy()
-    out, _ = DiffPIR(spy).reconstruct(y, physics, y, {"steps": 6, "seed": 0, "start": "measurement"})
+    out, _ = solve_with(DiffPIR(spy), y, physics, y, steps=6, seed=0, start="measurement")
     assert len(spy.levels) == 6 and torch.isfinite(out).all() and out.shape == y.shape
     assert abs(spy.levels[0] - SIGMA) < 0.03 * SIGMA, spy.levels
     assert spy.levels == sorted(spy.levels, reverse=True) and spy.levels[-1] < 0.01
     spy.levels.clear()
-    DiffPIR(spy).reconstruct(y, physics, y, {"steps": 6, "seed": 0, "start": "noise"})
+    solve_with(DiffPIR(spy), y, physics, y, steps=6, seed=0, start="noise")
     assert spy.levels[0] > 50  # pure noise
     blur = dinv.physics.BlurFFT(
         (1, 1, 32, 32), dinv.physics.blur.gaussian_blur(1.0), noise_model=dinv.physics.GaussianNoise(0.01)
     )
     spy.levels.clear()
-    DiffPIR(spy).reconstruct(blur(x), blur, blur(x), {"steps": 6, "seed": 0, "start": "measurement"})
+    solve_with(DiffPIR(spy), blur(x), blur, blur(x), steps=6, seed=0, start="measurement")
     assert spy.levels[0] > 50
     with pytest.raises(ValueError, match="start='late'; expected one of noise, measurement"):
-        DiffPIR(spy).reconstruct(y, physics, y, {"steps": 6, "start": "late"})
+        solve_with(DiffPIR(spy), y, physics, y, steps=6, start="late")

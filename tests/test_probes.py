@@ -102,18 +102,16 @@ def test_ood_on_ct_brings_non_square_natural_images_to_the_reconstruction_grid()
 
 
 def test_sensitivity_measures_the_spread_over_noise_realizations(task):
+    from regbench.evaluation.reconstruct import Reconstruction
     from regbench.methods.tv import TV
     from regbench.probes import Sensitivity
+    from regbench.solvers.options import SolverOptions
 
-    method = TV()
-    method.hp["lam"] = 0.07
-    solver = {"tol": 1e-4, "max_iter": 200}
+    recon = Reconstruction(TV(), {"lam": 0.07}, SolverOptions(tol=1e-4, max_iter=200))
     probe = Sensitivity(realizations=4)
     s = next(probe.samples(task, 0, 1, 48, 0, "cpu"))
-    x_hat, _ = method.reconstruct(s.y, s.physics, s.x0, solver)
-    extra = probe.extra(
-        method, task, s, x_hat, solver, 0, lambda smp: method.reconstruct(smp.y, smp.physics, smp.x0, solver)
-    )
+    x_hat, _ = recon(s)
+    extra = probe.extra(recon, task, s, x_hat, 0)
     assert extra["realizations"] == 4
     # a denoiser's output varies less than its input noise, and not at all would be a bug
     assert 0.1 * 25 / 255 < extra["sensitivity_std"] < 25 / 255 and extra["sensitivity_max"] >= extra["sensitivity_std"]

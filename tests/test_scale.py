@@ -7,6 +7,7 @@ import torch
 from conftest import compose, run_cli
 
 from regbench.cli import perf
+from regbench.solvers.options import SolverOptions
 
 TIMING = ["seconds", "peak_mem_mb", "train_minutes", "calib_seconds"]
 KEY = ["method", "task", "probe", "level", "image_id", "sample_seed"]  # samplers: one row per image and seed
@@ -47,12 +48,13 @@ def test_fast_solver_matches_the_reference_solver():
     from regbench.core.instantiate import build
 
     method = build(cfg.method.model).double()
-    method.hp.update(lam=5.0, mu=40.0)
+    hyper = method.hyper({"lam": 5.0, "mu": 40.0})
     task = build(cfg.task.spec)
     s = next(task.samples("test", 1, 32, 0, torch.device("cpu")))
     y, x0 = s.y.double(), s.x0.double()
-    fast, info = method.reconstruct(y, s.physics, x0, {"tol": 1e-9, "max_iter": 20000, "compile": True})
-    ref, info_ref = method.reconstruct(y, s.physics, x0, {"tol": 1e-11, "max_iter": 200000, "restart": False})
+    fast, info = method.reconstruct(y, s.physics, x0, hyper, SolverOptions(tol=1e-9, max_iter=20000, compile=True))
+    reference = SolverOptions(tol=1e-11, max_iter=200000, restart=False)
+    ref, info_ref = method.reconstruct(y, s.physics, x0, hyper, reference)
     assert info["converged"] and info_ref["converged"]
     assert info["iterations"] < info_ref["iterations"]
     assert float((fast - ref).norm() / ref.norm()) < 1e-5

@@ -5,6 +5,7 @@ import torch
 from regbench.methods.ridge import CRR
 from regbench.methods.tv import TV
 from regbench.solvers.apg import apg
+from regbench.solvers.options import SolverOptions
 
 
 def _quadratic(seed=0, n=20):
@@ -49,10 +50,10 @@ def test_solver_decreases_a_crr_energy_to_its_minimum():
     with torch.no_grad():
         m.spline.raw.normal_()
     y = _denoising_problem()
-    m._cache = (m.W.spectral_norm(), m.spline.tables())
-    energy = lambda x: 0.5 * ((x - y) ** 2).flatten(1).sum(1) + m.hp["lam"] * m.reg_energy(x)
-    grad = lambda x: x - y + m.hp["lam"] * m.reg_grad(x)
-    L = 1 + m.hp["lam"] * m.reg_lipschitz()
+    reg = m.regularizer(m.hp, SolverOptions(), y)
+    energy = lambda x: 0.5 * ((x - y) ** 2).flatten(1).sum(1) + m.hp["lam"] * reg.fn(x)
+    grad = lambda x: x - y + m.hp["lam"] * reg.grad(x)
+    L = 1 + m.hp["lam"] * reg.lipschitz
     x, info = apg(y.clone(), grad, lipschitz=L, energy=energy, tol=1e-6, max_iter=5000, track_energy=True)
     ref, _ = apg(y.clone(), grad, lipschitz=L, tol=1e-12, max_iter=50000)
     assert info.converged
@@ -67,7 +68,7 @@ def test_tv_reconstruction_lowers_its_energy():
 
     physics = dinv.physics.Denoising()
     m = TV(lam=0.05)
-    x, info = m.reconstruct(y, physics, y.clone(), {"tol": 1e-5, "max_iter": 50})
+    x, info = m.reconstruct(y, physics, y.clone(), m.hp, SolverOptions(tol=1e-5, max_iter=50))
     energy = lambda z: 0.5 * ((z - y) ** 2).sum() + 0.05 * m.reg_energy(z).sum()
     assert float(energy(x)) < float(energy(y)) - 0.5
 
@@ -81,12 +82,12 @@ def test_compiled_ridge_gradient_gives_the_same_reconstruction():
         m.spline.raw.normal_(0.0, 1.0)
     y = _denoising_problem(2).float()
     physics = dinv.physics.Denoising()
-    solver = {"tol": 1e-6, "max_iter": 500}
-    eager, info_eager = m.reconstruct(y, physics, y.clone(), solver)
-    fast, info_fast = m.reconstruct(y, physics, y.clone(), {**solver, "compile": True})
+    options = SolverOptions(tol=1e-6, max_iter=500)
+    eager, info_eager = m.reconstruct(y, physics, y.clone(), m.hp, options)
+    fast, info_fast = m.reconstruct(y, physics, y.clone(), m.hp, options.replace(compile=True))
     assert info_eager["converged"] and info_fast["converged"]
     assert float((eager - fast).abs().max()) < 1e-5
-    assert "reg_grad" not in m.__dict__ and not m._compiled  # the eager gradient is back after the solve
+    assert set(m.__dict__) == set(CRR(lam=3.0, mu=8.0).__dict__)  # a solve leaves nothing on the method
 
 
 def test_sampled_energy_tracking_records_every_kth_iterate_and_the_last():
@@ -125,22 +126,23 @@ def test_speed_restart_keeps_the_minimizer_and_only_resets_after_its_interval():
 def test_denoising_solves_use_the_speed_restart_and_other_operators_do_not(monkeypatch):
     import deepinv as dinv
 
-    import regbench.methods.base as base
+    import regbench.solvers.variational as variational
     from regbench.solvers.apg import SPEED_RESTART_MIN
 
     seen = []
-    monkeypatch.setattr(base, "apg", lambda x0, **kw: (seen.append(kw) or x0, SolveInfoStub()))
+    monkeypatch.setattr(variational, "apg", lambda x0, **kw: (seen.append(kw) or x0, SolveInfoStub()))
     y = _denoising_problem().float()
     denoise = dinv.physics.Denoising(dinv.physics.GaussianNoise(0.1))
     blur = dinv.physics.Blur(
         dinv.physics.blur.gaussian_blur(1.0), padding="circular", noise_model=dinv.physics.GaussianNoise(0.1)
     )
     method = CRR()
-    method.reconstruct(y, denoise, y, {"tol": 1e-4, "max_iter": 5})
-    method.reconstruct(y, blur, y, {"tol": 1e-4, "max_iter": 5})
-    method.reconstruct(y, denoise, y, {"tol": 1e-4, "max_iter": 5, "restart": False})  # the plain reference solve
+    options = SolverOptions(tol=1e-4, max_iter=5)
+    method.reconstruct(y, denoise, y, method.hp, options)
+    method.reconstruct(y, blur, y, method.hp, options)
+    method.reconstruct(y, denoise, y, method.hp, options.replace(restart=False))  # the plain reference solve
     assert seen[0]["speed_restart"] == SPEED_RESTART_MIN
-    assert "speed_restart" not in seen[1] and "speed_restart" not in seen[2]
+    assert seen[1]["speed_restart"] == 0 and seen[2]["speed_restart"] == 0
 
 
 class SolveInfoStub:

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
+from regbench.evaluation.reconstruct import Reconstruction
 from regbench.probes import NoiseDecay, OperatorMismatch, Probe, WorstCase
+from regbench.solvers.options import SolverOptions, solver_options
 
 needs_data = pytest.mark.skipif(not os.environ.get("REGBENCH_DATA"), reason="REGBENCH_DATA not set")
 
@@ -138,14 +140,14 @@ def denoise_task():
     return DenoisingTask(25, _bsds("val_not68"), _bsds("val_not68"), _bsds("bsd68"))
 
 
-def _attack(method, task, eps, solver, steps=4, unroll=2, crop=32):
+def _attack(method, task, eps, options=SolverOptions(), hyper=None, steps=4, unroll=2, crop=32):
     probe = WorstCase(levels=[0, eps], steps=steps, unroll=unroll)
     s = list(probe.samples(task, eps, 1, crop, 0, "cpu"))[0]
-    recon = lambda smp: method.reconstruct(smp.y, smp.physics, smp.x0, solver)  # noqa: E731
-    attacked = probe.adapt(method, task, s, eps, solver, 0, recon)
+    recon = Reconstruction(method, hyper or {}, options)
+    attacked = probe.adapt(recon, task, s, eps, 0)
     assert float((attacked.y - s.y).norm()) == pytest.approx(eps * float(s.y.norm()), rel=1e-4)
     x_hat, _ = recon(attacked)
-    return probe.extra(method, task, attacked, x_hat, solver, 0, recon)
+    return probe.extra(recon, task, attacked, x_hat, 0)
 
 
 @needs_data
@@ -163,14 +165,14 @@ def test_worst_case_beats_random_on_an_unconstrained_network(denoise_task):
             torch.manual_seed(0)
             self.net = DnCNN(1, 1, depth=4, nf=16, pretrained=None)
 
-        def reconstruct(self, y, physics, x0, solver):
+        def reconstruct(self, y, physics, x0, hyper, options):
             with torch.no_grad():
                 return self.net(y), {}
 
-        def differentiable_reconstruct(self, y, physics, x0, x_ref, solver):
+        def differentiable_reconstruct(self, y, physics, x0, x_ref, hyper, options):
             return self.net(y)
 
-    extra = _attack(Network(), denoise_task, 0.05, {})
+    extra = _attack(Network(), denoise_task, 0.05)
     assert extra["attack"] == "gradient"
     assert extra["amplification"] > 1.2 * extra["random_amplification"] > 0
 
@@ -181,8 +183,7 @@ def test_worst_case_amplification_of_tv_stays_below_its_bound(denoise_task):
     from regbench.methods.tv import TV
 
     method = TV(prox_iters=400, prox_tol=1e-7)
-    method.hp["lam"] = 0.07
-    extra = _attack(method, denoise_task, 0.05, {"tol": 1e-6, "max_iter": 50})
+    extra = _attack(method, denoise_task, 0.05, SolverOptions(tol=1e-6, max_iter=50), hyper={"lam": 0.07})
     assert extra["attack"] == "gradient"
     assert extra["random_amplification"] <= extra["amplification"] <= 1.0 + 0.02
 
@@ -191,7 +192,7 @@ def test_methods_without_a_differentiable_path_fall_back_to_random_search():
     from regbench.methods.base import Method
 
     class Box(Method):
-        def reconstruct(self, y, physics, x0, solver):
+        def reconstruct(self, y, physics, x0, hyper, options):
             return 0.5 * y, {}
 
     class Task:
@@ -205,11 +206,11 @@ def test_methods_without_a_differentiable_path_fall_back_to_random_search():
     x = torch.rand(1, 1, 8, 8)
     probe = WorstCase(levels=[0, 0.1], steps=2)
     s = Sample("a", x, x + 0.1, None, x)
-    recon = lambda smp: Box().reconstruct(smp.y, None, smp.x0, {})  # noqa: E731
-    attacked = probe.adapt(Box(), Task(), s, 0.1, {}, 0, recon)
-    extra = probe.extra(Box(), Task(), attacked, recon(attacked)[0], {}, 0, recon)
+    recon = Reconstruction(Box(), {}, SolverOptions())
+    attacked = probe.adapt(recon, Task(), s, 0.1, 0)
+    extra = probe.extra(recon, Task(), attacked, recon(attacked)[0], 0)
     assert extra["attack"] == "random search" and extra["amplification"] == pytest.approx(0.5)
-    assert np.isnan(probe.extra(Box(), Task(), s, x, {}, 0, recon)["amplification"])  # level 0: nothing to report
+    assert np.isnan(probe.extra(recon, Task(), s, x, 0)["amplification"])  # level 0: nothing to report
 
 
 # -- noise_decay and convergence evidence --------------------------------------------------------
@@ -222,11 +223,16 @@ def test_noise_decay_scales_noise_and_lambda_by_the_rule(denoise_task):
     for level in (0, 2):
         noise = torch.cat([(s.y - s.x).flatten() for s in probe.samples(denoise_task, level, 2, 64, 0, "cpu")])
         assert float(noise.std()) == pytest.approx(25 / 255 * 2.0**-level, rel=0.05)
-    tv, crr = TV(lam=0.08), CRR(lam=2.0, mu=4.0)
-    with probe.solving(tv, 2) as columns, probe.solving(crr, 2):
-        assert tv.hp["lam"] == pytest.approx(0.02) and json.loads(columns["hyper_used"])["lam"] == pytest.approx(0.02)
-        assert crr.hp == {"lam": 0.5, "mu": 4.0}  # lambda ~ sigma, mu kept
-    assert tv.hp["lam"] == 0.08 and crr.hp == {"lam": 2.0, "mu": 4.0}
+    tv, crr = TV(), CRR()
+    tv_recon, crr_recon = (
+        Reconstruction(m, hp, SolverOptions()) for m, hp in ((tv, {"lam": 0.08}), (crr, {"lam": 2.0}))
+    )
+    (tv_level, columns), (crr_level, _) = probe.solving(tv_recon, 2), probe.solving(crr_recon, 2)
+    assert tv_level.hyper["lam"] == pytest.approx(0.02) and json.loads(columns["hyper_used"])["lam"] == pytest.approx(
+        0.02
+    )
+    assert crr_level.hyper == {"lam": 0.5, "mu": 4.0}  # lambda ~ sigma, mu kept
+    assert tv_recon.hyper == {"lam": 0.08} and crr.hp == CRR().hp  # nothing else changed
 
 
 @needs_data
@@ -248,9 +254,9 @@ def test_rows_carry_energy_monotone_and_traces_are_saved(tmp_path):
         "convergence.energy=true",
     )
     task, method = build(cfg.task.spec), build(cfg.method.model)
-    method.hp["lam"] = 0.07
+    recon = Reconstruction(method, {"lam": 0.07}, solver_options(cfg))
     common = {"method": "tv", "task": "denoise_bsd68", "probe": "nominal", "config_hash": "test", "seed": 0}
-    rows = evaluate(cfg, method, task, torch.device("cpu"), common)
+    rows = evaluate(cfg, recon, task, torch.device("cpu"), common)
     assert all(isinstance(r["energy_monotone"], bool) for r in rows)
     trace = json.loads((tmp_path / "traces" / "tv__denoise_bsd68__nominal.json").read_text())
     assert [t["image_id"] for t in trace["images"]] == [r["image_id"] for r in rows]

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from regbench.calibration import cache as calibrations
 from regbench.calibration.search import calibrate
 from regbench.evaluation.metrics import image_metrics
-from regbench.evaluation.reconstruct import reconstruct
+from regbench.evaluation.reconstruct import Reconstruction
 from regbench.solvers.options import reconstruct_options, solver_options
 
 log = logging.getLogger("regbench")
@@ -27,31 +27,25 @@ def fit_hyperparameters(cfg: DictConfig, method, task, device, weights_key: str)
     found = None if cfg.retrain else calibrations.lookup(cfg, cfg.method.name, key)
     if found is not None:
         record, source = found
-        method.hp.update(record["hp"])
         log.info("%s: calibration from %s: %s", cfg.method.name, source, record["hp"])
-        return record["hp"], record["psnr"], float(record.get("seconds", float("nan")))
+        return method.hyper(record["hp"]), record["psnr"], float(record.get("seconds", float("nan")))
     samples = list(task.samples("calib", cfg.profile.data.n_calib, cfg.profile.data.calib_crop, cfg.seed, device))
-    solver = solver_options(cfg)
+    options = solver_options(cfg)
     cap = cfg.profile.calibrate.get("max_iter")  # far-off values (lambda x100) need thousands of iterations only to
     if cap:  # rank last: a cap keeps the search cheap (the optimum converges below it)
-        solver["max_iter"] = min(int(cap), solver["max_iter"])
+        options = options.replace(max_iter=min(int(cap), options.max_iter))
 
     def mean_psnr(hp: dict) -> float:
-        saved = dict(method.hp)
-        method.hp.update(hp)
-        try:
-            scores = []
-            for s in samples:
-                x_hat, _ = reconstruct(method, s, solver)
-                scores.append(image_metrics(x_hat, s.x, s.max_pixel)["psnr"])
-            value = sum(scores) / len(scores)
-            return value if value == value else float("-inf")  # NaN (diverged) ranks last
-        finally:
-            method.hp.clear()
-            method.hp.update(saved)
+        recon = Reconstruction(method, hp, options)
+        scores = []
+        for s in samples:
+            x_hat, _ = recon(s)
+            scores.append(image_metrics(x_hat, s.x, s.max_pixel)["psnr"])
+        value = sum(scores) / len(scores)
+        return value if value == value else float("-inf")  # NaN (diverged) ranks last
 
     t0 = time.perf_counter()
-    hp, psnr = calibrate(method, mean_psnr, int(cfg.profile.calibrate.evals))
+    hp, psnr = calibrate(space, method.hp, mean_psnr, int(cfg.profile.calibrate.evals))
     seconds = time.perf_counter() - t0
     log.info(
         "%s: calibrated %s -> %.2f dB on %d calibration images (%.1fs)",

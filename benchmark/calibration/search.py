@@ -82,18 +82,19 @@ def search(
     return (x_ref, f_ref) if f_ref > f_best else (best, f_best)
 
 
-def calibrate(method, psnr_of: Callable[[dict], float], evals: int) -> tuple[dict, float]:
-    """Set method.hp to the best values found; returns (hp, calibration PSNR)."""
-    best_psnr = -math.inf
-    for name, hyper in method.calibration_space().items():
-        lo, hi = search_interval(method.hp[name], hyper)
+def calibrate(space: dict, start: dict[str, float], psnr_of: Callable[[dict], float], evals: int) -> tuple[dict, float]:
+    """Coordinate search over the hyperparameters of `space` (name -> Hyper), one after the other, from
+    `start` (all of the method's values); returns (the best values, their calibration PSNR)."""
+    best_psnr, current = -math.inf, dict(start)
+    for name, hyper in space.items():
+        lo, hi = search_interval(current[name], hyper)
         value = (lambda v: float(round(v))) if hyper.integer else (lambda v: v)
         scores: dict[float, float] = {}
 
         def score(log_v, name=name, value=value, scores=scores):
             v = value(math.exp(log_v))
             if v not in scores:
-                scores[v] = psnr_of({**method.hp, name: v})
+                scores[v] = psnr_of({**current, name: v})
             return scores[v]
 
         if value(lo) == value(hi):  # nothing to search (e.g. bounds pin it)
@@ -103,12 +104,12 @@ def calibrate(method, psnr_of: Callable[[dict], float], evals: int) -> tuple[dic
             log_v, best_psnr = search(score, math.log(lo), math.log(hi), evals, floor, ceil)
             # monotone: the value the coordinate had stays unless the search beat it (with several
             # hyperparameters a golden section can miss it, and one coordinate would undo another)
-            log_now = math.log(method.hp[name])
+            log_now = math.log(current[name])
             psnr_now = score(log_now)
             if psnr_now > best_psnr:
                 log_v, best_psnr = log_now, psnr_now
-        method.hp[name] = value(math.exp(log_v))
-    return dict(method.hp), best_psnr
+        current[name] = value(math.exp(log_v))
+    return current, best_psnr
 
 
 def search_interval(current: float, hyper) -> tuple[float, float]:

@@ -32,9 +32,9 @@ from regbench.core.provenance import device_name, git_rev
 from regbench.core.registry import compose as compose_config
 from regbench.datasets.patches import PatchSampler
 from regbench.evaluation.metrics import image_metrics
-from regbench.evaluation.reconstruct import reconstruct
+from regbench.evaluation.reconstruct import Reconstruction
 from regbench.results.store import atomic_write, atomic_write_text
-from regbench.solvers.options import convergence_options
+from regbench.solvers.options import SolverOptions, convergence_options
 from regbench.training.checkpoints import REPO_ROOT, training_spec
 from regbench.training.weights import prepare_weights
 
@@ -47,7 +47,7 @@ DEFAULTS = {
     "smoke": "true",
     "profile": "cpu",
 }
-REFERENCE = {"tol": 1e-6, "max_iter": 20000, "restart": False, "compile": False}
+REFERENCE = SolverOptions(tol=1e-6, max_iter=20000, restart=False, compile=False)
 
 
 def compose(method: str, profile: str):
@@ -71,21 +71,26 @@ def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
     weights = prepare_weights(cfg, method, device)
     method.eval()
     task = build(cfg.task.spec)
-    fit_hyperparameters(cfg, method, task, device, weights["key"])
-    fast = {
-        "tol": float(cfg.profile.solver.tol),
-        "max_iter": int(cfg.profile.solver.max_iter),
-        "compile": bool(cfg.profile.solver.get("compile", False)),
-    }
+    hp = fit_hyperparameters(cfg, method, task, device, weights["key"])[0]
+    fast = Reconstruction(
+        method,
+        hp,
+        SolverOptions(
+            tol=float(cfg.profile.solver.tol),
+            max_iter=int(cfg.profile.solver.max_iter),
+            compile=bool(cfg.profile.solver.get("compile", False)),
+        ),
+    )
     energy = convergence_options(cfg)[0] if getattr(method, "energy_based", False) else {}
+    tracking, reference = fast.with_options(**energy), fast.replace(options=REFERENCE)
     rows = []
     for s in task.samples("test", n_images, crop, cfg.seed, device):
-        reconstruct(method, s, {**fast, **energy})  # warm-up: compilation and caches are not solve time
-        (x, info), seconds = timed(lambda: reconstruct(method, s, fast))
+        tracking(s)  # warm-up: compilation and caches are not solve time
+        (x, info), seconds = timed(lambda: fast(s))
         info_energy, seconds_energy = {}, float("nan")
         if energy:  # what a benchmark row runs: the same solve, tracking the energy
-            (_, info_energy), seconds_energy = timed(lambda: reconstruct(method, s, {**fast, **energy}))
-        (x_ref, info_ref), seconds_ref = timed(lambda: reconstruct(method, s, REFERENCE))
+            (_, info_energy), seconds_energy = timed(lambda: tracking(s))
+        (x_ref, info_ref), seconds_ref = timed(lambda: reference(s))
         psnr, psnr_ref = image_metrics(x, s.x)["psnr"], image_metrics(x_ref, s.x)["psnr"]
         rows.append(
             {
@@ -96,7 +101,7 @@ def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
                 "seconds": seconds,
                 "iterations": info["iterations"],
                 "psnr": psnr,
-                "tol": fast["tol"],
+                "tol": fast.options.tol,
                 "seconds_energy": seconds_energy,
                 "energy_monotone": info_energy.get("energy_monotone"),
                 "seconds_ref": seconds_ref,

@@ -1,29 +1,58 @@
-"""One reconstruction of a sample, and its guarded form that turns a failed solve into a row."""
+"""A method bound to the hyperparameters and options it is evaluated with, applied to samples.
+
+The runner, the calibration search and the probes reconstruct through it, so every
+solve of a sample gets the task's operator facts, and a failed solve becomes a row
+(`guarded`) instead of a crash of the sweep.
+"""
 
 from __future__ import annotations
 
-import logging
+import dataclasses
+from dataclasses import dataclass
+from typing import Mapping, Optional
 
 import torch
 
-log = logging.getLogger("regbench")
+from regbench.solvers.options import SolverOptions
 
 
-def reconstruct(method, sample, solver: dict):
-    """The method's reconstruction of a sample, told the operator facts its task states."""
-    return method.reconstruct(sample.y, sample.physics, sample.x0, {**solver, "operator": sample.operator})
+@dataclass(frozen=True)
+class Reconstruction:
+    method: torch.nn.Module
+    hyper: Mapping[str, float]
+    options: SolverOptions
 
+    def replace(self, **changes) -> "Reconstruction":
+        return dataclasses.replace(self, **changes)
 
-def guarded_reconstruct(method, sample, solver: dict):
-    """(x_hat or None, solve info, status): a crashing or diverging solve becomes a
-    row marked failed with its reason, and the sweep goes on."""
-    try:
-        x_hat, info = reconstruct(method, sample, solver)
-    except (RuntimeError, ValueError, ArithmeticError) as err:
-        return None, {"converged": False}, f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
-    status = info.get("status", "ok")
-    if status.startswith("diverged"):
-        return None, info, f"failed: {status}"
-    if not bool(torch.isfinite(x_hat).all()):
-        return None, info, "failed: non-finite reconstruction" + (f" ({status})" if status != "ok" else "")
-    return x_hat, info, status
+    def with_options(self, **changes) -> "Reconstruction":
+        return self.replace(options=self.options.replace(**changes))
+
+    def __post_init__(self):
+        object.__setattr__(self, "hyper", self.method.hyper(self.hyper))  # complete, names checked
+
+    def __call__(self, sample) -> tuple[torch.Tensor, dict]:
+        """The method's reconstruction of a sample, told the operator facts its task states."""
+        options = self.options.replace(operator=sample.operator)
+        return self.method.reconstruct(sample.y, sample.physics, sample.x0, dict(self.hyper), options)
+
+    def differentiable(self, sample, x_ref: torch.Tensor) -> Optional[torch.Tensor]:
+        """x(sample.y) with autograd from y, near the converged x_ref (None: the method has no such path)."""
+        options = self.options.replace(operator=sample.operator)
+        return self.method.differentiable_reconstruct(
+            sample.y, sample.physics, sample.x0, x_ref, dict(self.hyper), options
+        )
+
+    def guarded(self, sample) -> tuple[Optional[torch.Tensor], dict, str]:
+        """(x_hat or None, solve info, status): a crashing or diverging solve becomes a
+        row marked failed with its reason, and the sweep goes on."""
+        try:
+            x_hat, info = self(sample)
+        except (RuntimeError, ValueError, ArithmeticError) as err:
+            return None, {"converged": False}, f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+        status = info.get("status", "ok")
+        if status.startswith("diverged"):
+            return None, info, f"failed: {status}"
+        if not bool(torch.isfinite(x_hat).all()):
+            return None, info, "failed: non-finite reconstruction" + (f" ({status})" if status != "ok" else "")
+        return x_hat, info, status

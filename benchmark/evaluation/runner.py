@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,9 +24,11 @@ from regbench.core.hashing import config_hash, portable
 from regbench.core.instantiate import build, check_targets
 from regbench.core.provenance import device_name, git_rev
 from regbench.core.validate import validate
+from regbench.datasets.task import Sample, Task
 from regbench.evaluation.examples import ExampleKeeper
 from regbench.evaluation.metrics import image_metrics, peak_memory_mb, psnr
-from regbench.evaluation.reconstruct import guarded_reconstruct
+from regbench.evaluation.reconstruct import Reconstruction
+from regbench.probes.base import Probe
 from regbench.results.loggers import log_combination
 from regbench.results.store import ResultStore, atomic_write_text
 from regbench.solvers.options import convergence_options, solver_options
@@ -85,9 +88,9 @@ class Traces:
             atomic_write_text(self.path, json.dumps({**self.meta, "images": self.items}))
 
 
-def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
-    rows = []
-    solver = solver_options(cfg)
+def evaluate(cfg: DictConfig, recon: Reconstruction, task, device, common: dict) -> list[dict]:
+    """The rows of every probe level: each test image reconstructed with the calibrated `recon`."""
+    rows, method = [], recon.method
     n, crop = evaluated_images(cfg), cfg.profile.data.test_crop
     total = len(task.test.ids()[:n] if n else task.test.ids())
     probe = build(cfg.probe.spec)
@@ -97,8 +100,6 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
     energy, n_traces = convergence_options(cfg)
     energy_based = getattr(method, "energy_based", False)
     traces = Traces(cfg, n_traces if energy_based else 0)
-    row_solver = {**solver, **energy} if energy_based else solver  # energy tracking leaves x unchanged
-    recon = lambda sample: guarded_reconstruct(method, sample, solver)[:2]  # noqa: E731
     for level in probe.levels:
         samples = tqdm(
             probe.samples(task, level, n, crop, cfg.seed, device),
@@ -107,69 +108,64 @@ def evaluate(cfg: DictConfig, method, task, device, common: dict) -> list[dict]:
             disable=not cfg.progress,
             mininterval=5,
         )
-        with probe.solving(method, level) as level_columns:
-            for s in samples:
-                s = probe.adapt(method, task, s, level, solver, cfg.seed, recon)
-                trace = traces.callback(s, level) if energy_based else None
-                for seed in seeds:
-                    run_solver = {**row_solver, "seed": seed} if stochastic else row_solver
-                    if trace is not None and seed == seeds[0]:
-                        run_solver = {**run_solver, "callback": trace}
-                    rows.append(
-                        evaluate_one(
-                            cfg,
-                            method,
-                            task,
-                            probe,
-                            s,
-                            level,
-                            seed,
-                            seeds,
-                            run_solver,
-                            solver,
-                            device,
-                            examples,
-                            common,
-                            level_columns,
-                        )
-                    )
+        level_recon, level_columns = probe.solving(recon, level)
+        row_recon = level_recon.with_options(**energy) if energy_based else level_recon  # the same x
+        for s in samples:
+            s = probe.adapt(level_recon, task, s, level, cfg.seed)
+            trace = traces.callback(s, level) if energy_based else None
+            for seed in seeds:
+                run = row_recon.with_options(seed=seed) if stochastic else row_recon
+                if trace is not None and seed == seeds[0]:
+                    run = run.with_options(callback=trace)
+                row = Row(cfg, probe, task, s, level, seed, seed == seeds[0], common, level_columns)
+                rows.append(evaluate_one(row, run, level_recon, device, examples))
     traces.save()
     return rows
 
 
-def evaluate_one(
-    cfg, method, task, probe, s, level, seed, seeds, run_solver, solver, device, examples, common, level_columns
-) -> dict:
-    """One row: reconstruct sample `s`, score it, add the probe's columns."""
+@dataclass(frozen=True)
+class Row:
+    """Where a row belongs: its combination, sample and level, and whether it is the image's first seed."""
+
+    cfg: DictConfig
+    probe: Probe
+    task: Task
+    sample: Sample
+    level: float
+    sample_seed: int
+    first_seed: bool
+    common: dict
+    level_columns: dict
+
+
+def evaluate_one(row: Row, run: Reconstruction, level_recon: Reconstruction, device, examples) -> dict:
+    """One row: reconstruct the sample with `run`, score it, add the probe's columns."""
+    s, level = row.sample, row.level
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         torch.cuda.synchronize(device)
     t0 = time.perf_counter()
-    x_hat, info, status = guarded_reconstruct(method, s, run_solver)
+    x_hat, info, status = run.guarded(s)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
     failed = x_hat is None
     metrics = {"psnr": float("nan"), "ssim": float("nan")} if failed else image_metrics(x_hat, s.x, s.max_pixel)
     if status != "ok":
-        log.warning("%s %s level %s: %s", cfg.method.name, s.image_id, level, status)
-    if not failed and seed == seeds[0]:
+        log.warning("%s %s level %s: %s", row.cfg.method.name, s.image_id, level, status)
+    if not failed and row.first_seed:
         examples.add(level, s, x_hat, metrics)
-        metrics.update(
-            probe.extra(
-                method, task, s, x_hat, solver, cfg.seed, lambda sample: guarded_reconstruct(method, sample, solver)[:2]
-            )
-        )
+        metrics.update(row.probe.extra(level_recon, row.task, s, x_hat, row.cfg.seed))
     return {
-        **common,
+        **row.common,
         "level": level,
-        "variant": probe.label(level),
+        "variant": row.probe.label(level),
         "image_id": s.image_id,
-        "sample_seed": seed,
+        "sample_seed": row.sample_seed,
         "height": s.x.shape[-2],
         "width": s.x.shape[-1],
         **metrics,
-        **level_columns,
+        **row.level_columns,
         "seconds": seconds,
         "iterations": int(info.get("iterations", 0)),
         "converged": bool(info.get("converged", True)) and not failed,
@@ -202,6 +198,7 @@ def run(cfg: DictConfig) -> dict:
     weights = prepare_weights(cfg, method, device)
     method.eval()
     hp, calib_psnr, calib_seconds = fit_hyperparameters(cfg, method, task, device, weights["key"])
+    recon = Reconstruction(method, hp, solver_options(cfg))
     common = {
         "method": cfg.method.name,
         "task": cfg.task.name,
@@ -219,7 +216,7 @@ def run(cfg: DictConfig) -> dict:
         "calib_seconds": calib_seconds,
     }
     t0 = time.perf_counter()
-    rows = evaluate(cfg, method, task, device, common)
+    rows = evaluate(cfg, recon, task, device, common)
     store.write_rows(combo, rows)
     board = store.refresh()
     log_combination(cfg, rows, board)  # logger=wandb: one W&B run; never raises

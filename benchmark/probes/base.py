@@ -3,7 +3,9 @@
 A probe turns (task, level) into test samples, and may add columns to each row
 (`extra`). Methods keep the calibration they got on the nominal task (noise_decay
 moves it by the method's own parameter-choice rule, `solving`), so a probe
-measures how a method degrades, not how well it could be re-tuned. `label(level)`
+measures how a method degrades, not how well it could be re-tuned. A probe is
+handed the calibrated `Reconstruction` (method, hyperparameters, options) and
+never changes the method. `label(level)`
 names what a level is (rows carry it as `variant`); `adapt` makes data that
 depend on the method (worst_case); `incompatible` rejects task classes before a
 sweep starts.
@@ -11,12 +13,12 @@ sweep starts.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Iterator
 
 import torch
 
 from regbench.datasets.task import Sample, Task
+from regbench.evaluation.reconstruct import Reconstruction
 
 
 class Probe:
@@ -41,17 +43,14 @@ class Probe:
         """Why this probe cannot run tasks of class `task_cls` (checked before a sweep starts), or None."""
         return None
 
-    @contextlib.contextmanager
-    def solving(self, method, level):
-        """The method's settings while `level` is evaluated (default: as calibrated); yields columns for the rows."""
-        yield {}
+    def solving(self, recon: Reconstruction, level) -> tuple[Reconstruction, dict]:
+        """(the reconstruction `level` is evaluated with, columns for its rows); default: as calibrated."""
+        return recon, {}
 
-    def adapt(self, method, task: Task, sample: Sample, level, solver: dict, seed: int, reconstruct) -> Sample:
+    def adapt(self, recon: Reconstruction, task: Task, sample: Sample, level, seed: int) -> Sample:
         """The sample the method is evaluated on, when it depends on the method (default: as it is)."""
         return sample
 
-    def extra(
-        self, method, task: Task, sample: Sample, x_hat: torch.Tensor, solver: dict, seed: int, reconstruct
-    ) -> dict:
+    def extra(self, recon: Reconstruction, task: Task, sample: Sample, x_hat: torch.Tensor, seed: int) -> dict:
         """Columns this probe adds to a row (none by default)."""
         return {}

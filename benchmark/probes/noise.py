@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from dataclasses import replace
@@ -12,6 +11,7 @@ import torch
 
 from regbench.core.hashing import stable_seed
 from regbench.datasets.task import Sample, Task
+from regbench.evaluation.reconstruct import Reconstruction
 from regbench.probes.base import Probe
 
 
@@ -101,14 +101,7 @@ class NoiseDecay(Probe):
     def samples(self, task: Task, level, n, crop, seed: int, device) -> Iterator[Sample]:
         return task.samples("test", n, crop, seed, device, noise_scale=2.0**-level)
 
-    @contextlib.contextmanager
-    def solving(self, method, level):
-        saved = dict(method.hp)
-        for k, h in method.hyperparameters.items():
-            if getattr(h, "noise_power", 0.0):
-                method.hp[k] = saved[k] * (2.0**-level) ** h.noise_power
-        try:
-            yield {"hyper_used": json.dumps(method.hp, sort_keys=True)}
-        finally:
-            method.hp.clear()
-            method.hp.update(saved)
+    def solving(self, recon: Reconstruction, level) -> tuple[Reconstruction, dict]:
+        powers = {k: h.noise_power for k, h in recon.method.hyperparameters.items() if h.noise_power}
+        hyper = {k: v * (2.0**-level) ** powers[k] if k in powers else v for k, v in recon.hyper.items()}
+        return recon.replace(hyper=hyper), {"hyper_used": json.dumps(hyper, sort_keys=True)}

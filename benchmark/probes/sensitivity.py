@@ -8,6 +8,7 @@ import torch
 
 from regbench.core.hashing import stable_seed
 from regbench.datasets.task import Sample, Task
+from regbench.evaluation.reconstruct import Reconstruction
 from regbench.probes.base import Probe
 
 
@@ -27,11 +28,11 @@ class Sensitivity(Probe):
     def label(self, level) -> str:
         return f"{self.realizations} noise realizations"
 
-    def extra(self, method, task: Task, sample: Sample, x_hat, solver: dict, seed: int, reconstruct) -> dict:
+    def extra(self, recon: Reconstruction, task: Task, sample: Sample, x_hat, seed: int) -> dict:
         stack = [x_hat]
         for k in range(1, self.realizations):
             y, physics, x0 = task.measure(sample.x, "test", sample.image_id, stable_seed("sensitivity", seed, k))
-            x_k, _ = reconstruct(replace(sample, y=y, physics=physics, x0=x0))
+            x_k = recon.guarded(replace(sample, y=y, physics=physics, x0=x0))[0]
             if x_k is not None:  # a failed realization is left out (and the count says so)
                 stack.append(x_k)
         std = torch.stack(stack).std(dim=0)

@@ -8,6 +8,7 @@ import torch
 
 from regbench.core.hashing import stable_seed
 from regbench.datasets.task import Sample
+from regbench.evaluation.reconstruct import Reconstruction
 from regbench.probes.base import Probe
 
 
@@ -37,11 +38,11 @@ class WorstCase(Probe):
     def label(self, level) -> str:
         return "nominal" if level == 0 else f"eps {level:g}"
 
-    def adapt(self, method, task, sample, level, solver, seed, reconstruct) -> Sample:
+    def adapt(self, recon: Reconstruction, task, sample, level, seed) -> Sample:
         if level == 0:
             return sample
         if sample.image_id not in self._ref:
-            self._ref[sample.image_id] = reconstruct(sample)[0]
+            self._ref[sample.image_id] = recon.guarded(sample)[0]
         x_ref = self._ref[sample.image_id]
         if x_ref is None:  # the nominal solve failed: nothing to attack
             return sample
@@ -59,13 +60,13 @@ class WorstCase(Probe):
             )
 
         def amplification(delta) -> float:
-            x = reconstruct(perturbed(delta))[0]
+            x = recon.guarded(perturbed(delta))[0]
             return float("nan") if x is None else _norm(x - x_ref) / radius
 
         start = random_delta()
         meta = {"random_amplification": amplification(start)}
         try:
-            delta = self.ascend(method, task, sample, x_ref, start, radius, solver)
+            delta = self.ascend(recon.with_options(unroll=self.unroll), task, sample, x_ref, start, radius)
         except (RuntimeError, NotImplementedError) as err:  # autograd cannot go through: search at random
             delta, meta["attack_error"] = None, f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
         if delta is not None:
@@ -79,18 +80,12 @@ class WorstCase(Probe):
         note = f" (gradient failed: {meta.pop('attack_error')})" if "attack_error" in meta else ""
         return perturbed(best, attack="random search" + note, **meta)
 
-    def ascend(self, method, task, sample, x_ref, delta, radius: float, solver: dict):
+    def ascend(self, recon: Reconstruction, task, sample, x_ref, delta, radius: float):
         """Projected gradient ascent through the differentiable reconstruction; None when there is none."""
         for _ in range(self.steps):
             d = delta.detach().requires_grad_(True)
             y = sample.y + d
-            x = method.differentiable_reconstruct(
-                y,
-                sample.physics,
-                task.initialize(y, sample.physics),
-                x_ref,
-                {**solver, "unroll": self.unroll, "operator": sample.operator},
-            )
+            x = recon.differentiable(replace(sample, y=y, x0=task.initialize(y, sample.physics)), x_ref)
             if x is None or not x.requires_grad:
                 return None
             (grad,) = torch.autograd.grad((x - x_ref).pow(2).sum(), d)
@@ -99,7 +94,7 @@ class WorstCase(Probe):
             delta = grad * (radius / _norm(grad))
         return delta.detach()
 
-    def extra(self, method, task, sample, x_hat, solver, seed, reconstruct) -> dict:
+    def extra(self, recon, task, sample, x_hat, seed) -> dict:
         meta = sample.meta
         if "x_ref" not in meta:
             return {"amplification": float("nan"), "random_amplification": float("nan"), "attack": ""}

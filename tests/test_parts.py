@@ -1,0 +1,59 @@
+"""Regularizer, solver and training loop as separate parts: hyperparameters are passed, never mutated."""
+
+import deepinv as dinv
+import pytest
+import torch
+
+from regbench.evaluation.reconstruct import Reconstruction
+from regbench.methods.ridge import CRR
+from regbench.solvers.options import SolverOptions
+from regbench.solvers.variational import Regularizer, solve
+
+
+def _noisy(seed=0, size=24):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 1, size, size, generator=g, dtype=torch.float64)
+    return x + 0.1 * torch.randn(x.shape, generator=g, dtype=torch.float64)
+
+
+def _crr():
+    torch.manual_seed(0)
+    m = CRR().double()
+    with torch.no_grad():
+        m.spline.raw.normal_()
+    return m
+
+
+def test_a_reconstruction_uses_the_values_it_is_given_and_leaves_the_method_as_it_was():
+    m, y = _crr(), _noisy()
+    own = dict(m.hp)
+    physics = dinv.physics.Denoising()
+    sample = type("S", (), {"y": y, "physics": physics, "x0": y, "operator": None})()
+    weak, strong = (Reconstruction(m, {"lam": lam}, SolverOptions(tol=1e-6, max_iter=2000)) for lam in (0.1, 10.0))
+    x_weak, x_strong = weak(sample)[0], strong(sample)[0]
+    assert m.hp == own and weak.hyper == {"lam": 0.1, "mu": own["mu"]}
+    assert float((x_weak - y).norm()) < float((x_strong - y).norm())  # a larger lam moves further from y
+    with pytest.raises(ValueError, match=r"unknown hyperparameter\(s\) \['lambda'\]; known: \['lam', 'mu'\]"):
+        Reconstruction(m, {"lambda": 1.0}, SolverOptions())
+
+
+def test_a_regularizer_needs_a_gradient_or_a_prox_and_options_are_checked():
+    with pytest.raises(ValueError, match="needs `grad` .* or `prox` .*; it has neither"):
+        Regularizer(lambda x: x.sum())
+    with pytest.raises(ValueError, match="tol must be > 0"):
+        SolverOptions(tol=0.0)
+    smooth = Regularizer(lambda x: x.pow(2).sum(), grad=lambda x: 2 * x, lipschitz=2.0)
+    with pytest.raises(NotImplementedError, match="smooth, not proximable"):
+        smooth.prox(torch.zeros(1), gamma=1.0)
+    assert isinstance(smooth, dinv.optim.Prior) and smooth.smooth and smooth.lipschitz == 2.0
+
+
+def test_without_a_lipschitz_bound_the_solver_backtracks_to_the_same_minimizer():
+    m, y = _crr(), _noisy(1)
+    physics, options = dinv.physics.Denoising(), SolverOptions(tol=1e-9, max_iter=20000)
+    bounded = m.regularizer(m.hp, options, y)
+    unbounded = Regularizer(bounded.fn, grad=bounded.grad, lipschitz=None)
+    x_bound, info_bound = solve(bounded, y, physics, y, 2.0, options)
+    x_free, info_free = solve(unbounded, y, physics, y, 2.0, options)
+    assert info_bound.converged and info_free.converged
+    assert float((x_free - x_bound).norm() / x_bound.norm()) < 1e-5
