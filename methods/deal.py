@@ -37,19 +37,15 @@ the noise level the masks are computed for.
 
 from __future__ import annotations
 
-import math
-import time
-
 import torch
 import torch.nn.functional as F
 from deepinv.models import DEAL as DeepinvDEAL
 from deepinv.models.deal import LinearSpline, MultiConv2d
 from deepinv.optim.linear import conjugate_gradient
-from tqdm.auto import tqdm
 
 from regbench.methods.base import Hyper, Method, data_lipschitz, operator_of
 from regbench.methods.denoisers import seeded_init
-from regbench.training.snapshots import TrainingSnapshot
+from regbench.training.loop import TrainingLoop, psnr_of_mse
 
 PAPER_CHANNELS, PAPER_KERNEL = (1, 4, 8, 128), 9
 ANDERSON_DEPTH = 5  # reconstruction's outer iteration (not a model setting: changing it never retrains)
@@ -275,14 +271,9 @@ class DEAL(Method):
         )
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
         gen = torch.Generator().manual_seed(seed + 1)
-        history = {"loss": [], "psnr": [], "outer": []}
-        snapshot = TrainingSnapshot.for_budget(budget, net=self.net, opt=opt, sched=sched, gen=gen, patches=patches)
-        start = snapshot.restore(history)
-        t0 = time.perf_counter()
-        self.net.train()
-        for step in tqdm(
-            range(start, steps), desc="train deal", disable=not progress, mininterval=5, initial=start, total=steps
-        ):
+        loop = TrainingLoop("deal", steps, opt, sched, budget, progress, net=self.net, gen=gen, patches=patches)
+
+        def step(i: int) -> dict:
             x = patches.sample(batch, size)
             sigma = (lo + (hi - lo) * torch.rand(batch, 1, 1, 1, generator=gen)).to(x)
             y = x + sigma / 255.0 * torch.randn(x.shape, generator=gen).to(x)
@@ -290,22 +281,15 @@ class DEAL(Method):
                 lam = self._condition(sigma)
                 x_star, mask_input, k = self.trained_map(y, y, lam, lambda v: v, outer, cg_iters, tol, cg_tol)
             loss = F.mse_loss(self.equilibrium_step(y, x_star, mask_input, sigma, cg_iters, cg_tol), x)
-            opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            sched.step()
-            history["loss"].append(loss.item())
-            history["psnr"].append(-10 * math.log10(max(loss.item(), 1e-12)))
-            history["outer"].append(k)
-            snapshot.save(step + 1, history, (time.perf_counter() - t0) / 60)
+            return {"loss": loss.item(), "psnr": psnr_of_mse(loss.item()), "outer": k}
+
+        self.net.train()
+        log = loop.run(step)
         self.net.eval()
         with torch.no_grad():  # the norm buffer of the final weights (the last step's is one update old)
             self._condition(torch.full((1, 1, 1, 1), self.hp["sigma"], device=self.net.W1.L.device))
-        return {
-            "minutes": snapshot.minutes_before + (time.perf_counter() - t0) / 60,
-            "steps": steps,
-            "history": {key: v[:: max(1, steps // 200)] for key, v in history.items()},
-        }
+        return log
 
     def equilibrium_step(self, y, x_star, mask_input, sigma, cg_iters: int, cg_tol: float) -> torch.Tensor:
         """y - lam W^T m^2 W x* (equal to x* at the solve), differentiable in the parameters;

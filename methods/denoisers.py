@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 
 import torch
 from deepinv.models import Denoiser
 from torch.nn.utils import parametrize
-from tqdm.auto import tqdm
 
-from regbench.training.snapshots import TrainingSnapshot
+from regbench.training.loop import TrainingLoop
 
 SIGMA_FLOOR = 1e-4  # log(sigma) of the noise-level map; D is the identity below it up to ~1e-4
 
@@ -142,15 +140,9 @@ def train_denoiser(model: Preconditioned, patches, budget: dict, progress: bool 
         opt, lambda k: min(1.0, (k + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(k, steps) / max(steps, 1)))
     )
     gen = torch.Generator().manual_seed(seed + 1)
-    history = {"loss": [], "psnr": []}
-    snapshot = TrainingSnapshot.for_budget(budget, model=model, opt=opt, sched=sched, gen=gen, patches=patches)
-    start = snapshot.restore(history)
-    model.train()
-    t0 = time.perf_counter()
-    bar = tqdm(
-        range(start, steps), desc=f"train {desc}", disable=not progress, mininterval=5, initial=start, total=steps
-    )
-    for step in bar:
+    loop = TrainingLoop(desc, steps, opt, sched, budget, progress, model=model, gen=gen, patches=patches)
+
+    def step(k: int) -> dict:
         x = patches.sample(batch, size)
         s = sample_sigma(batch, budget["noise"], gen).to(x)
         y = x + s.view(-1, 1, 1, 1) * torch.randn(x.shape, generator=gen).to(x)
@@ -161,17 +153,10 @@ def train_denoiser(model: Preconditioned, patches, budget: dict, progress: bool 
             loss = (err / model.coefficients(s.clamp_min(SIGMA_FLOOR))[1].pow(2)).mean()
         else:
             loss = err.mean()
-        opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        sched.step()
-        history["loss"].append(loss.item())
-        history["psnr"].append(float(-10 * torch.log10(err.detach().mean().clamp_min(1e-12))))
-        bar.set_postfix(psnr=f"{history['psnr'][-1]:.2f}", refresh=False)
-        snapshot.save(step + 1, history, (time.perf_counter() - t0) / 60)
+        return {"loss": loss.item(), "psnr": float(-10 * torch.log10(err.detach().mean().clamp_min(1e-12)))}
+
+    model.train()
+    log = loop.run(step)
     model.eval()
-    return {
-        "minutes": snapshot.minutes_before + (time.perf_counter() - t0) / 60,
-        "steps": steps,
-        "history": {k: v[:: max(1, steps // 200)] for k, v in history.items()},
-    }
+    return log

@@ -25,15 +25,13 @@ the minimizer (`gradient: jfb`, Jacobian-free, cheaper).
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from regbench.methods.base import Hyper, Regularizer, VariationalMethod
 from regbench.solvers.apg import apg
-from regbench.training.snapshots import TrainingSnapshot
+from regbench.training.loop import TrainingLoop, psnr_of_mse
 
 NORM_GRID = 256  # FFT grid for the spectral norm of the composite 13x13 filter
 NORM_MARGIN = 1.01  # the grid maximum slightly underestimates the continuous sup
@@ -290,21 +288,22 @@ class RidgeRegularizer(VariationalMethod):
         )
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
         noise = torch.Generator().manual_seed(int(budget.get("seed", 0)) + 1)
-        history = {"loss": [], "lipschitz": [], "lam": [], "mu": []}
-        snapshot = TrainingSnapshot.for_budget(
-            budget, model=self, opt=opt, sched=sched, noise=noise, patches=patches, log_lam=log_lam, log_mu=log_mu
+        loop = TrainingLoop(
+            "crr" if self.convex else "wcrr",
+            steps,
+            opt,
+            sched,
+            budget,
+            progress,
+            show=("psnr", "lipschitz"),
+            model=self,
+            noise=noise,
+            patches=patches,
+            log_lam=log_lam,
+            log_mu=log_mu,
         )
-        start = snapshot.restore(history)
-        t0 = time.perf_counter()
-        bar = tqdm(
-            range(start, steps),
-            desc=f"train {'crr' if self.convex else 'wcrr'}",
-            disable=not progress,
-            mininterval=5,
-            initial=start,
-            total=steps,
-        )
-        for step in bar:
+
+        def step(k: int) -> dict:
             x = patches.sample(batch, size)
             y = x + sigma * torch.randn(x.shape, generator=noise).to(x)
             lam, mu = log_lam.exp(), log_mu.exp()
@@ -326,24 +325,12 @@ class RidgeRegularizer(VariationalMethod):
             else:  # Jacobian-free: backpropagate through one gradient step from the minimizer
                 loss = F.mse_loss(x_star - residual / lip, x)
                 loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            sched.step()
-            history["loss"].append(loss.item())
-            history["lipschitz"].append(lip)
-            history["lam"].append(lam_v)
-            history["mu"].append(mu_v)
-            bar.set_postfix(
-                psnr=f"{-10 * math.log10(max(history['loss'][-1], 1e-12)):.2f}", L=f"{lip:.1f}", refresh=False
-            )
-            snapshot.save(step + 1, history, (time.perf_counter() - t0) / 60)
-        self.hp["lam"], self.hp["mu"] = log_lam.exp().item(), log_mu.exp().item()
-        return {
-            "minutes": snapshot.minutes_before + (time.perf_counter() - t0) / 60,
-            "steps": steps,
-            "final_lipschitz": history["lipschitz"][-1] if steps else None,
-            "history": {k: v[:: max(1, steps // 200)] for k, v in history.items()},
-        }
+            mse = loss.item()
+            return {"loss": mse, "lipschitz": lip, "lam": lam_v, "mu": mu_v, "psnr": psnr_of_mse(mse)}
+
+        log = loop.run(step)
+        self.hp["lam"], self.hp["mu"] = log_lam.exp().item(), log_mu.exp().item()  # learned with the weights
+        return {**log, "final_lipschitz": loop.history["lipschitz"][-1] if steps else None}
 
 
 def forward_convs(x: torch.Tensor, kernels, pad: int) -> torch.Tensor:

@@ -8,6 +8,7 @@ from regbench.evaluation.reconstruct import Reconstruction
 from regbench.methods.ridge import CRR
 from regbench.solvers.options import SolverOptions
 from regbench.solvers.variational import Regularizer, solve
+from regbench.training.loop import TrainingLoop
 
 
 def _noisy(seed=0, size=24):
@@ -57,3 +58,34 @@ def test_without_a_lipschitz_bound_the_solver_backtracks_to_the_same_minimizer()
     x_free, info_free = solve(unbounded, y, physics, y, 2.0, options)
     assert info_bound.converged and info_free.converged
     assert float((x_free - x_bound).norm() / x_bound.norm()) < 1e-5
+
+
+def _toy_training(tmp_path, die_after=None):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1, dtype=torch.float64)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=6)
+    gen = torch.Generator().manual_seed(1)
+    budget = {"snapshot": str(tmp_path / "toy.pt"), "snapshot_every_s": 0}
+    loop = TrainingLoop("toy", 6, opt, sched, budget, progress=False, model=model, gen=gen)
+
+    def step(k):
+        if die_after is not None and k == die_after:
+            raise KeyboardInterrupt
+        x = torch.randn(8, 4, generator=gen, dtype=torch.float64)
+        loss = (model(x) - x.sum(1, keepdim=True)).pow(2).mean()
+        loss.backward()
+        return {"loss": loss.item()}
+
+    return model, loop.run(step)
+
+
+def test_the_training_loop_resumes_from_its_snapshot_with_the_same_draws(tmp_path):
+    whole, log = _toy_training(tmp_path / "a")
+    assert log["steps"] == 6 and len(log["history"]["loss"]) == 6 and log["minutes"] >= 0
+    assert log["history"]["loss"][-1] < log["history"]["loss"][0]
+    with pytest.raises(KeyboardInterrupt):
+        _toy_training(tmp_path / "b", die_after=3)
+    resumed, resumed_log = _toy_training(tmp_path / "b")
+    assert resumed_log["history"] == log["history"]
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
