@@ -88,13 +88,24 @@ def sweep_params(experiment: str) -> dict[str, list[str]]:
 
 
 def compose(overrides: list[str]):
-    """The full config of one run, composed as the command line composes it."""
+    """The full config of one run, composed as the command line composes it (also from inside a
+    running Hydra app, whose config search it then shares)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     register_resolvers()
+    overrides = [*overrides, *hydra_searchpath_override()]
+    if GlobalHydra.instance().is_initialized():
+        return hydra_compose(config_name="config", overrides=overrides)
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=[*overrides, *hydra_searchpath_override()])
+        return hydra_compose(config_name="config", overrides=overrides)
+
+
+def method_config(name: str):
+    """configs/method/<name>.yaml composed with its defaults (shared blocks such as the BSDS500
+    splits), interpolations left for the config it joins to resolve."""
+    return compose([f"method={name}"]).method
 
 
 def method_yaml(name: str):

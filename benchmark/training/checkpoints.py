@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from regbench.core.hashing import config_hash, portable
 from regbench.core.plugins import REPO_ROOT
-from regbench.core.registry import method_yaml
+from regbench.core.registry import method_config
 from regbench.results.store import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def init_config(method_cfg: DictConfig) -> DictConfig:
         )
     other = root.copy()
     OmegaConf.set_struct(other, False)
-    other.method = method_yaml(name)
+    other.method = method_config(name)
     if other.method.get("train") is None:
         raise ValueError(f"method {method_cfg.name!r}: train.init={name!r} names a method with nothing trained")
     return other
