@@ -309,11 +309,11 @@ class RidgeRegularizer(VariationalMethod):
             lam, mu = log_lam.exp(), log_mu.exp()
             lam_v, mu_v = lam.item(), mu.item()
             with torch.no_grad():
-                parts = (self.W.spectral_norm(), self.spline.tables())
+                parts = self.parts()
                 lip = 1.0 + lam_v * self.reg_lipschitz()
                 reg_grad = self.frozen_gradient(mu_v, y) if compiled else (lambda z: self.reg_grad(z, mu_v, parts))
                 x_star, _ = apg(y, lambda z: z - y + lam_v * reg_grad(z), lipschitz=lip, **inner)
-            parts = (self.W.spectral_norm(), self.spline.tables())
+            parts = self.parts()
             residual = x_star - y + lam * self.reg_grad(x_star, mu, parts)
             if implicit:  # exact bilevel gradient at the minimizer (implicit function theorem)
                 x_leaf = x_star.detach().requires_grad_(True)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from regbench.training.loop import psnr_of_mse
+
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 
@@ -27,7 +29,7 @@ def curve(entry: dict) -> pd.DataFrame:
     if "psnr" in history:
         psnr = pd.Series(history["psnr"], dtype=float)
     elif "loss" in history:  # ridge methods log the MSE of the batch's denoised patches
-        psnr = pd.Series([-10 * math.log10(max(v, 1e-12)) for v in history["loss"]], dtype=float)
+        psnr = pd.Series([psnr_of_mse(v) for v in history["loss"]], dtype=float)
     else:
         raise ValueError(f"{entry.get('file', '?')}: its training history has neither psnr nor loss")
     window = max(1, len(psnr) // 10)

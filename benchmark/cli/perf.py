@@ -34,7 +34,7 @@ from regbench.datasets.patches import PatchSampler
 from regbench.evaluation.metrics import image_metrics
 from regbench.evaluation.reconstruct import Reconstruction
 from regbench.results.store import atomic_write, atomic_write_text
-from regbench.solvers.options import SolverOptions, convergence_options
+from regbench.solvers.options import SolverOptions, convergence_options, solver_options
 from regbench.training.checkpoints import REPO_ROOT, training_spec
 from regbench.training.weights import prepare_weights
 
@@ -72,15 +72,7 @@ def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
     method.eval()
     task = build(cfg.task.spec)
     hp = fit_hyperparameters(cfg, method, task, device, weights["key"])[0]
-    fast = Reconstruction(
-        method,
-        hp,
-        SolverOptions(
-            tol=float(cfg.profile.solver.tol),
-            max_iter=int(cfg.profile.solver.max_iter),
-            compile=bool(cfg.profile.solver.get("compile", False)),
-        ),
-    )
+    fast = Reconstruction(method, hp, solver_options(cfg).replace(method={}))  # the profile's solver alone
     energy = convergence_options(cfg)[0] if getattr(method, "energy_based", False) else {}
     tracking, reference = fast.with_options(**energy), fast.replace(options=REFERENCE)
     rows = []
