@@ -76,7 +76,7 @@ class KnotExactLinearSpline(LinearSpline):
     segment then depends on how that quotient rounds (the mask splines have step 0.1: float32 on the CPU
     gives the last segment, float64 and CUDA the one before), and with unclamped extrapolation the two
     differ a lot (an activation of 4.3: 5.02 against 3.20). That made DEAL read 0.07 dB lower on CUDA
-    than on the CPU on a BSD68 image (session 10). Here the segment is floor((x - x_min) / step) clamped
+    than on the CPU on a BSD68 image. Here the segment is floor((x - x_min) / step) clamped
     to [0, num_knots - 2]: the exact-arithmetic choice, bit-identical to deepinv's wherever its float32 CPU
     rounding agrees with it (every checkpoint regbench trained), on any device and dtype."""
 

@@ -1,4 +1,4 @@
-"""Stability probes of issue 5: operator_mismatch, worst_case, noise_decay, convergence evidence, plots, summaries.
+"""Stability probes: operator_mismatch, worst_case, noise_decay, convergence evidence, plots, summaries.
 
 Each probe changes the data exactly as stated; level 0 is the nominal task bit for bit. Tiny sizes only.
 """
