@@ -4,7 +4,7 @@ A method is a torch Module (so state_dict/load_state_dict come for free) that
 declares its family, its hyperparameters (DIVal's idea: default, search range,
 whether changing it needs retraining) and whether it is an energy whose
 minimization can be checked for convergence. Its own values (`hp`: the defaults,
-or what `fit` learned) travel with its weights; a reconstruction is given the
+or what training learned) travel with its weights; a reconstruction is given the
 values to use (`hyper`, e.g. the calibrated ones) and typed `SolverOptions`, so
 nothing is mutated to evaluate other values. Nothing here knows about Hydra.
 """
@@ -74,10 +74,13 @@ class Method(torch.nn.Module):
             )
         return {k: float(values.get(k, v)) for k, v in (self.hp if base is None else base).items()}
 
-    # -- training -----------------------------------------------------------
-    def fit(self, patches, budget: dict, progress: bool = True) -> dict:
-        """Train on a patch sampler within `budget`; returns a training log. No-op by default."""
-        return {}
+    # -- what training schemes use (regbench.training.schemes) ---------------
+    def parameter_groups(self, lr: float, settings: dict) -> list[dict]:
+        """The optimizer's parameter groups at learning rate `lr` (one group by default)."""
+        return [{"params": list(self.parameters()), "lr": lr}]
+
+    def finish_training(self) -> None:
+        """Refresh what derives from the weights once training ends (nothing by default)."""
 
     # -- reconstruction -----------------------------------------------------
     def reconstruct(
@@ -122,6 +125,7 @@ class VariationalMethod(Method):
     energy_based = True
     smooth_regularizer = True
     hyperparameters = {"lam": Hyper(1.0, span=100.0, calibrate=True, noise_power=1.0)}
+    learned_hyperparameters: tuple[str, ...] = ("lam",)  # bilevel training learns these with the weights
 
     def reg_energy(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -137,7 +141,8 @@ class VariationalMethod(Method):
 
     def regularizer(self, hyper: Mapping[str, float], options: SolverOptions, like: torch.Tensor) -> Regularizer:
         """R for these hyperparameters (lam aside: the solver weights R by it); `like`: a tensor of
-        the solve's shape, device and dtype."""
+        the solve's shape, device and dtype. Called with autograd on (and `options.compile` off), its
+        gradient is differentiable in the parameters and in tensor-valued `hyper` (bilevel training)."""
         if self.smooth_regularizer:
             return Regularizer(self.reg_energy, grad=self.reg_grad, lipschitz=self.reg_lipschitz())
         return Regularizer(self.reg_energy, prox=self.reg_prox)

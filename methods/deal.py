@@ -38,14 +38,11 @@ the noise level the masks are computed for.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from deepinv.models import DEAL as DeepinvDEAL
 from deepinv.models.deal import LinearSpline, MultiConv2d
 from deepinv.optim.linear import conjugate_gradient
 
 from regbench.methods.base import Hyper, Method, data_lipschitz, operator_of
-from regbench.methods.denoisers import seeded_init
-from regbench.training.loop import TrainingLoop, psnr_of_mse
 
 PAPER_CHANNELS, PAPER_KERNEL = (1, 4, 8, 128), 9
 ANDERSON_DEPTH = 5  # reconstruction's outer iteration (not a model setting: changing it never retrains)
@@ -252,44 +249,26 @@ class DEAL(Method):
         )
         return x, {"iterations": k, "converged": rel < self.tol, "rel_change": rel}
 
-    # -- training -----------------------------------------------------------------
-    def fit(self, patches, budget: dict, progress: bool = True) -> dict:
-        steps, batch, size = int(budget["steps"]), int(budget["batch"]), int(budget["patch"])
-        lo, hi = float(budget["sigma_min"]), float(budget["sigma_max"])
-        outer, cg_iters = int(budget["outer_iters"]), int(budget["cg_iters"])
-        tol, cg_tol = float(budget.get("tol", 1e-3)), float(budget.get("cg_tol", 1e-3))
-        seed = int(budget.get("seed", 0))
-        seeded_init(self.net, seed)
-        lr = float(budget["lr"])
+    # -- what the deal_unrolled training scheme uses -------------------------------
+    def parameter_groups(self, lr: float, settings: dict) -> list[dict]:
+        """Adam groups: the splines (lambda(sigma) lives on a 0-50 scale) at `spline_lr_factor` x lr."""
         splines = [*self.net.spline_lambda.parameters(), *self.net.spline_scaling.parameters()]
         rest = [p for p in self.net.parameters() if all(p is not q for q in splines)]
-        opt = torch.optim.Adam(
-            [
-                {"params": rest, "lr": lr},  # lambda(sigma) lives on a 0-50 scale: larger steps
-                {"params": splines, "lr": lr * float(budget.get("spline_lr_factor", 10.0))},
-            ]
-        )
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
-        gen = torch.Generator().manual_seed(seed + 1)
-        loop = TrainingLoop("deal", steps, opt, sched, budget, progress, net=self.net, gen=gen, patches=patches)
+        return [
+            {"params": rest, "lr": lr},
+            {"params": splines, "lr": lr * float(settings.get("spline_lr_factor", 10.0))},
+        ]
 
-        def step(i: int) -> dict:
-            x = patches.sample(batch, size)
-            sigma = (lo + (hi - lo) * torch.rand(batch, 1, 1, 1, generator=gen)).to(x)
-            y = x + sigma / 255.0 * torch.randn(x.shape, generator=gen).to(x)
-            with torch.no_grad():
-                lam = self._condition(sigma)
-                x_star, mask_input, k = self.trained_map(y, y, lam, lambda v: v, outer, cg_iters, tol, cg_tol)
-            loss = F.mse_loss(self.equilibrium_step(y, x_star, mask_input, sigma, cg_iters, cg_tol), x)
-            loss.backward()
-            return {"loss": loss.item(), "psnr": psnr_of_mse(loss.item()), "outer": k}
+    def denoising_fixed_point(self, y, sigma, iters: int, cg_iters: int, tol: float, cg_tol: float):
+        """The trained map on denoising measurements y at noise levels sigma (0-255, shape (B,1,1,1)),
+        from y: (x, its mask input, mask updates)."""
+        lam = self._condition(sigma)
+        return self.trained_map(y, y, lam, lambda v: v, iters, cg_iters, tol, cg_tol)
 
-        self.net.train()
-        log = loop.run(step)
-        self.net.eval()
-        with torch.no_grad():  # the norm buffer of the final weights (the last step's is one update old)
+    def finish_training(self) -> None:
+        """The norm buffer of the final weights (the last step's is one update old)."""
+        with torch.no_grad():
             self._condition(torch.full((1, 1, 1, 1), self.hp["sigma"], device=self.net.W1.L.device))
-        return log
 
     def equilibrium_step(self, y, x_star, mask_input, sigma, cg_iters: int, cg_tol: float) -> torch.Tensor:
         """y - lam W^T m^2 W x* (equal to x* at the solve), differentiable in the parameters;

@@ -14,27 +14,24 @@ identity at small s whatever F does, and a few minutes of CPU training learn a
 residual instead of the whole image. deepinv's `EDMPrecond` assumes zero-mean
 data in [-1, 1]; images here are in [0, 1], hence the mean `m`.
 
-`train_denoiser` is the one training loop (noisy BSD400 patches at random
-noise levels, Adam with cosine decay, optional bfloat16 autocast: 2x faster
-convolutions on CPUs with AMX/AVX-512-bf16, ~0.5% gradient error).
+It is trained by the `denoiser_mse` (PnP) and `diffusion_edm` (diffusion priors)
+schemes of regbench.training.schemes.denoiser.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 
 import torch
 from deepinv.models import Denoiser
-from torch.nn.utils import parametrize
-
-from regbench.training.loop import TrainingLoop
 
 SIGMA_FLOOR = 1e-4  # log(sigma) of the noise-level map; D is the identity below it up to ~1e-4
 
 
 class Preconditioned(Denoiser):
     """EDM-preconditioned noise-conditional denoiser around `net(x, noise_map_value)`."""
+
+    sigma_floor = SIGMA_FLOOR
 
     def __init__(self, net: torch.nn.Module, data_mean: float = 0.45, data_std: float = 0.25):
         super().__init__()
@@ -77,86 +74,3 @@ def precision(denoiser: torch.nn.Module, bf16: bool):
         yield
     finally:
         denoiser.bf16 = before
-
-
-def seeded_init(module: torch.nn.Module, seed: int) -> None:
-    """Redraw the weights (and biases) of every convolution and linear layer from PyTorch's
-    default init (kaiming-uniform, a=sqrt(5)) with a seeded generator: training is then
-    reproducible whatever the global RNG did before the model was built. Other
-    parameters (e.g. spline coefficients) keep their deterministic init."""
-    g = torch.Generator().manual_seed(int(seed))
-    with torch.no_grad():
-        for layer in module.modules():
-            if not isinstance(layer, (torch.nn.modules.conv._ConvNd, torch.nn.Linear)):
-                continue
-            weight = (
-                layer.parametrizations.weight.original if parametrize.is_parametrized(layer, "weight") else layer.weight
-            )
-            fresh = torch.empty(weight.shape, dtype=weight.dtype)
-            torch.nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=g)
-            weight.copy_(fresh)
-            if getattr(layer, "bias", None) is not None:
-                fan_in = (
-                    fresh[0].numel() if isinstance(layer, torch.nn.Linear) else fresh.shape[1] * fresh[0, 0].numel()
-                )
-                bound = 1.0 / math.sqrt(fan_in)
-                layer.bias.copy_(torch.empty(layer.bias.shape).uniform_(-bound, bound, generator=g))
-
-
-def sample_sigma(n: int, spec: dict, gen: torch.Generator) -> torch.Tensor:
-    """n training noise levels (0-1 image scale): `dist` uniform | loguniform on [min, max],
-    or lognormal (log sigma ~ N(log `median`, `log_std`), EDM's choice for diffusion)."""
-    dist = spec.get("dist", "uniform")
-    u = torch.rand(n, generator=gen)
-    if dist == "uniform":
-        return spec["min"] + (spec["max"] - spec["min"]) * u
-    if dist == "loguniform":
-        lo, hi = math.log(spec["min"]), math.log(spec["max"])
-        return torch.exp(lo + (hi - lo) * u)
-    if dist == "lognormal":
-        return torch.exp(math.log(spec["median"]) + spec["log_std"] * torch.randn(n, generator=gen))
-    raise ValueError(f"train.noise.dist={dist!r}; allowed: uniform, loguniform, lognormal")
-
-
-def train_denoiser(model: Preconditioned, patches, budget: dict, progress: bool = True, desc: str = "denoiser") -> dict:
-    """Adam on E ||D(x + s n, s) - x||^2 over BSD400 patches x and noise levels s.
-
-    `loss: mse` weighs every sample alike (what PnP needs: the error at the noise
-    levels it is used at); `loss: edm` weighs by 1 / c_out(s)^2, which makes every
-    noise level count alike (what a diffusion prior needs, small s included).
-    """
-    steps, batch, size = int(budget["steps"]), int(budget["batch"]), int(budget["patch"])
-    weighting = budget.get("loss", "mse")
-    if weighting not in ("mse", "edm"):
-        raise ValueError(f"train.loss={weighting!r}; allowed: mse, edm")
-    seed = int(budget.get("seed", 0))
-    if not budget.get("init"):  # a warm start (train.init) keeps the weights it was given
-        seeded_init(model, seed)
-    device = next(model.parameters()).device
-    bf16 = bool(budget.get("bf16", False))
-    opt = torch.optim.Adam(model.parameters(), lr=float(budget["lr"]))
-    warmup = max(1, int(0.02 * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda k: min(1.0, (k + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(k, steps) / max(steps, 1)))
-    )
-    gen = torch.Generator().manual_seed(seed + 1)
-    loop = TrainingLoop(desc, steps, opt, sched, budget, progress, model=model, gen=gen, patches=patches)
-
-    def step(k: int) -> dict:
-        x = patches.sample(batch, size)
-        s = sample_sigma(batch, budget["noise"], gen).to(x)
-        y = x + s.view(-1, 1, 1, 1) * torch.randn(x.shape, generator=gen).to(x)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model(y, s)
-        err = (out.float() - x).pow(2).flatten(1).mean(1)
-        if weighting == "edm":
-            loss = (err / model.coefficients(s.clamp_min(SIGMA_FLOOR))[1].pow(2)).mean()
-        else:
-            loss = err.mean()
-        loss.backward()
-        return {"loss": loss.item(), "psnr": float(-10 * torch.log10(err.detach().mean().clamp_min(1e-12)))}
-
-    model.train()
-    log = loop.run(step)
-    model.eval()
-    return log

@@ -39,7 +39,7 @@ from deepinv.sampling import DPS as DeepinvDPS
 from deepinv.sampling import DiffPIR as DeepinvDiffPIR
 
 from regbench.methods.base import Hyper, Method, noise_level, operator_of
-from regbench.methods.denoisers import precision, train_denoiser
+from regbench.methods.denoisers import precision
 
 
 @contextlib.contextmanager
@@ -60,9 +60,6 @@ class DiffusionPrior(Method):
     def __init__(self, denoiser: torch.nn.Module, **hyper: float):
         super().__init__(**hyper)
         self.denoiser = denoiser
-
-    def fit(self, patches, budget: dict, progress: bool = True) -> dict:
-        return train_denoiser(self.denoiser, patches, budget, progress, desc=f"{type(self).__name__.lower()} prior")
 
     def reconstruct(self, y, physics, x0, hyper, options) -> tuple[torch.Tensor, dict]:
         steps, seed = int(options.method.get("steps", self.default_steps)), int(options.seed)

@@ -21,7 +21,7 @@ with. With one iteration, on denoising, it is the denoiser applied once at
 `strength` x sigma_n: calibrating `iterations` lets each task pick.
 
 The denoiser (`regbench.methods.denoisers.Preconditioned` around a deepinv
-DRUNet) is trained by `fit` on BSD400 patches over a range of noise levels.
+DRUNet) is trained on BSD400 patches over a range of noise levels (training scheme `denoiser_mse`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from deepinv.optim.data_fidelity import L2
 from deepinv.optim.prior import PnP as PnPPrior
 
 from regbench.methods.base import Hyper, Method, noise_level
-from regbench.methods.denoisers import precision, train_denoiser
+from regbench.methods.denoisers import precision
 
 NOISE_FLOOR = 0.01  # DPIR's floor on sigma_n: noiseless tasks still get a finite schedule
 
@@ -60,9 +60,6 @@ class PnP(Method):
     def __init__(self, denoiser: torch.nn.Module, **hyper: float):
         super().__init__(**hyper)
         self.denoiser = denoiser
-
-    def fit(self, patches, budget: dict, progress: bool = True) -> dict:
-        return train_denoiser(self.denoiser, patches, budget, progress, desc="pnp denoiser")
 
     @staticmethod
     def schedule(physics, hyper) -> tuple[torch.Tensor, torch.Tensor]:

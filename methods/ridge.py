@@ -11,15 +11,11 @@ constant beyond), with slopes constrained by construction (softplus):
     R + 1/2||.||^2 is convex: R is 1-weakly convex.
 grad R is (max slope)-Lipschitz, which gives the solver its step size.
 
-Training follows the papers' denoising setup on BSD400 patches (sigma=25/255,
-lambda and mu learned with the profiles), but trains on the minimizer instead
-of the papers' t-step unrolling: plain unrolling lets the model exploit early
-stopping (its curvature blows up). Each step solves the denoising problem of the
-batch near convergence without gradients, then takes the exact bilevel gradient
-at that minimizer by the implicit function theorem (a CG solve with
-I + lam Hess R, `gradient: implicit`, as the bilevel training of the comparative
-study of Hertrich et al. 2025), or backpropagates through one gradient step from
-the minimizer (`gradient: jfb`, Jacobian-free, cheaper).
+Training (the `bilevel_ift` scheme by default, or `bilevel_jfb`: regbench.training.schemes.bilevel)
+follows the papers' denoising setup on BSD400 patches (sigma=25/255, lambda and mu learned with the
+weights), on the minimizer instead of the papers' t-step unrolling: plain unrolling lets the model
+exploit early stopping (its curvature blows up). `hessian_operator` gives the scheme the exact
+I + lam Hess R for its implicit gradient.
 """
 
 from __future__ import annotations
@@ -30,8 +26,6 @@ import torch
 import torch.nn.functional as F
 
 from regbench.methods.base import Hyper, Regularizer, VariationalMethod
-from regbench.solvers.apg import apg
-from regbench.training.loop import TrainingLoop, psnr_of_mse
 
 NORM_GRID = 256  # FFT grid for the spectral norm of the composite 13x13 filter
 NORM_MARGIN = 1.01  # the grid maximum slightly underestimates the continuous sup
@@ -158,6 +152,7 @@ class RidgeRegularizer(VariationalMethod):
         "lam": Hyper(1.0, span=10.0, calibrate=True, noise_power=1.0),
         "mu": Hyper(4.0, span=4.0, calibrate=True),
     }
+    learned_hyperparameters = ("lam", "mu")
 
     def __init__(
         self,
@@ -195,9 +190,8 @@ class RidgeRegularizer(VariationalMethod):
         phi = self.spline.derivative(mu * self.features(x, norm), tables)
         return self.W.adjoint(phi) / (norm * mu)
 
-    @torch.no_grad()
     def regularizer(self, hyper, options, like) -> Regularizer:
-        """R at hyper["mu"] with the filters' norm and spline tables frozen; `options.compile` uses
+        """R at hyper["mu"] with the filters' norm and spline tables computed once; `options.compile` uses
         the compiled gradient (and energy, when the solver tracks it)."""
         mu, parts = hyper["mu"], self.parts()
         grad = self.frozen_gradient(mu, like) if options.compile else (lambda x: self.reg_grad(x, mu, parts))
@@ -215,14 +209,22 @@ class RidgeRegularizer(VariationalMethod):
             bound = (channel_max[:, None, None] * spectra).sum(0).max() / spectra.sum(0).max()
             return float(torch.minimum(bound, channel_max.max()))
 
+    def parameter_groups(self, lr: float, settings: dict) -> list[dict]:
+        """Adam groups: the filters at lr, the splines at `spline_lr_factor` x lr."""
+        return [
+            {"params": list(self.W.parameters()), "lr": lr},
+            {"params": list(self.spline.parameters()), "lr": lr * float(settings.get("spline_lr_factor", 10.0))},
+        ]
+
     def weak_convexity(self) -> float:
         """rho such that R + rho/2 ||.||^2 is convex (0 for CRR)."""
         with torch.no_grad():
             return float((-self.spline.slopes().min()).clamp_min(0.0))
 
     @torch.no_grad()
-    def hessian_operator(self, x: torch.Tensor, lam: float, mu: float):
-        """v -> (I + lam * Hess R(x)) v, with Hess R(x) = W^T diag(psi''(mu W x)) W / ||W||^2."""
+    def hessian_operator(self, x: torch.Tensor, lam: float, hyper: dict):
+        """v -> (I + lam * Hess R(x)) v, with Hess R(x) = W^T diag(psi''(mu W x)) W / ||W||^2 (bilevel training)."""
+        mu = hyper["mu"]
         norm, kernels = self.W.spectral_norm(), self.W.kernels()
         t = mu * self.W(x, kernels) / norm
         _, k = self.spline._locate(t)
@@ -267,70 +269,6 @@ class RidgeRegularizer(VariationalMethod):
             self.spline.h,
             mu_t,
         )
-
-    # -- training ---------------------------------------------------------------
-    def fit(self, patches, budget: dict, progress: bool = True) -> dict:
-        steps, batch, size = int(budget["steps"]), int(budget["batch"]), int(budget["patch"])
-        sigma = float(budget["sigma"]) / 255.0
-        inner = dict(max_iter=int(budget["inner_iters"]), tol=float(budget["inner_tol"]), restart=True)
-        implicit = budget.get("gradient", "implicit") == "implicit"
-        compiled = bool(budget.get("compile", False))
-        cg_iters = int(budget.get("cg_iters", 20))
-        log_lam = torch.nn.Parameter(torch.tensor(math.log(self.hp["lam"])))
-        log_mu = torch.nn.Parameter(torch.tensor(math.log(self.hp["mu"])))
-        lr = float(budget["lr"])
-        opt = torch.optim.Adam(
-            [
-                {"params": self.W.parameters(), "lr": lr},
-                {"params": self.spline.parameters(), "lr": lr * float(budget.get("spline_lr_factor", 10.0))},
-                {"params": [log_lam, log_mu], "lr": lr * float(budget.get("scalar_lr_factor", 10.0))},
-            ]
-        )
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
-        noise = torch.Generator().manual_seed(int(budget.get("seed", 0)) + 1)
-        loop = TrainingLoop(
-            "crr" if self.convex else "wcrr",
-            steps,
-            opt,
-            sched,
-            budget,
-            progress,
-            show=("psnr", "lipschitz"),
-            model=self,
-            noise=noise,
-            patches=patches,
-            log_lam=log_lam,
-            log_mu=log_mu,
-        )
-
-        def step(k: int) -> dict:
-            x = patches.sample(batch, size)
-            y = x + sigma * torch.randn(x.shape, generator=noise).to(x)
-            lam, mu = log_lam.exp(), log_mu.exp()
-            lam_v, mu_v = lam.item(), mu.item()
-            with torch.no_grad():
-                parts = self.parts()
-                lip = 1.0 + lam_v * self.reg_lipschitz()
-                reg_grad = self.frozen_gradient(mu_v, y) if compiled else (lambda z: self.reg_grad(z, mu_v, parts))
-                x_star, _ = apg(y, lambda z: z - y + lam_v * reg_grad(z), lipschitz=lip, **inner)
-            parts = self.parts()
-            residual = x_star - y + lam * self.reg_grad(x_star, mu, parts)
-            if implicit:  # exact bilevel gradient at the minimizer (implicit function theorem)
-                x_leaf = x_star.detach().requires_grad_(True)
-                (dloss,) = torch.autograd.grad(F.mse_loss(x_leaf, x), x_leaf)
-                with torch.no_grad():
-                    v = conjugate_gradient(self.hessian_operator(x_star, lam_v, mu_v), dloss, cg_iters)
-                loss = F.mse_loss(x_star, x).detach()
-                (-(residual * v).sum()).backward()
-            else:  # Jacobian-free: backpropagate through one gradient step from the minimizer
-                loss = F.mse_loss(x_star - residual / lip, x)
-                loss.backward()
-            mse = loss.item()
-            return {"loss": mse, "lipschitz": lip, "lam": lam_v, "mu": mu_v, "psnr": psnr_of_mse(mse)}
-
-        log = loop.run(step)
-        self.hp["lam"], self.hp["mu"] = log_lam.exp().item(), log_mu.exp().item()  # learned with the weights
-        return {**log, "final_lipschitz": loop.history["lipschitz"][-1] if steps else None}
 
 
 def forward_convs(x: torch.Tensor, kernels, pad: int) -> torch.Tensor:
@@ -380,27 +318,6 @@ def compiled_ridge_gradient():
     if _COMPILED is None:
         _COMPILED = torch.compile(ridge_gradient, dynamic=True)
     return _COMPILED
-
-
-def conjugate_gradient(apply, rhs: torch.Tensor, iters: int, tol: float = 1e-4) -> torch.Tensor:
-    """Solve apply(v) = rhs (apply symmetric, positive definite on the iterates) by CG."""
-    v = torch.zeros_like(rhs)
-    r = rhs.clone()
-    p = r.clone()
-    rr = (r * r).sum()
-    stop = tol**2 * rr
-    for _ in range(iters):
-        Ap = apply(p)
-        curvature = (p * Ap).sum()
-        if curvature <= 0 or rr <= stop:
-            break
-        alpha = rr / curvature
-        v += alpha * p
-        r -= alpha * Ap
-        rr_new = (r * r).sum()
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-    return v
 
 
 def CRR(**kwargs) -> RidgeRegularizer:

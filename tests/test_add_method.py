@@ -67,6 +67,7 @@ name: toy_shrink
 model:
   _target_: regbench.methods.toy_shrink.Shrink
 train:
+  scheme: method_fit
   data:
     _target_: regbench.datasets.bsds500.BSDS500
     split: train400

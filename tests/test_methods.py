@@ -4,7 +4,6 @@ import deepinv as dinv
 import pytest
 import torch
 from conftest import compose, solve_with
-from omegaconf import OmegaConf
 
 from regbench.core.instantiate import build
 from regbench.datasets.bsds500 import BSDS500
@@ -13,10 +12,11 @@ from regbench.datasets.patches import PatchSampler
 from regbench.datasets.task import OperatorFacts
 from regbench.methods.base import data_lipschitz
 from regbench.methods.deal import DEAL, deal_network
-from regbench.methods.denoisers import Preconditioned, seeded_init
+from regbench.methods.denoisers import Preconditioned
 from regbench.methods.diffusion import DPS, DiffPIR
 from regbench.methods.pnp import PnP
 from regbench.training import checkpoints
+from regbench.training.schemes import load_scheme, seeded_init
 
 SIGMA = 25 / 255
 
@@ -44,7 +44,12 @@ def _smoke(name: str, **budget):
     """A new method at smoke size and its smoke training budget (with overrides)."""
     cfg = compose(f"method={name}", "profile=smoke")
     spec = checkpoints.training_spec(cfg.method, "smoke", 0)
-    return build(cfg.method.model), {**spec["train"], "seed": 0, **budget}
+    return build(cfg.method.model), {**spec["train"], "seed": 0, "scheme": spec["training"], **budget}
+
+
+def _fit(method, patches, budget) -> dict:
+    """Train `method` under its default scheme (`budget["scheme"]`)."""
+    return load_scheme(budget["scheme"]).train(method, patches, budget, progress=False)
 
 
 @pytest.mark.parametrize("name", ["pnp_drunet", "diffpir", "dps"])
@@ -54,7 +59,7 @@ def test_trained_denoiser_beats_its_untrained_self(name, crops, patches):
     seeded_init(method.denoiser, 0)  # exactly the weights training starts from
     with torch.no_grad():
         before = _psnr(method.denoiser(y, SIGMA), x)
-    log = method.fit(patches, budget, progress=False)
+    log = _fit(method, patches, budget)
     with torch.no_grad():
         after = _psnr(method.denoiser(y, SIGMA), x)
     assert after > before + 0.5, (before, after)
@@ -70,7 +75,7 @@ def test_deal_training_improves_its_reconstruction(crops):
     method, budget = _smoke("deal", steps=40)
     seeded_init(method.net, 0)
     before = _psnr(solve_with(method.eval(), y, physics, y)[0], x)
-    method.fit(patches, budget, progress=False)
+    _fit(method, patches, budget)
     after = _psnr(solve_with(method.eval(), y, physics, y)[0], x)
     assert after > before + 1.0 and after > _psnr(y, x) + 1.0, (before, after, _psnr(y, x))
 
@@ -109,7 +114,7 @@ def test_deal_as_trained_reconstructs_with_the_map_training_fits(crops, patches,
         return original(self, rhs, x0, lam, gram, iters, *rest)
 
     monkeypatch.setattr(DEAL, "trained_map", spy)
-    method.fit(patches, budget, progress=False)
+    _fit(method, patches, budget)
     assert seen == [budget["outer_iters"]] * 2  # one forward per training step
     method.eval()
     as_trained, info = solve_with(method, y, physics, y, fixed_point="as_trained", outer_iters=2)
@@ -308,7 +313,8 @@ def test_every_new_method_declares_family_hyperparameters_and_convergence_suppor
         assert method.family == family and method.trainable and not method.energy_based
         assert method.calibration_space() and method.n_params() > 0
         assert method.stochastic == (family == "sampler")
-        assert OmegaConf.select(cfg.method, "train.budget.cpu") is not None
+        cpu = checkpoints.run_spec(compose(f"method={name}", "profile=cpu"))
+        assert cpu["train"]["steps"] > 100 and cpu["training"] == cfg.method.train.scheme
 
 
 def test_bf16_precision_runs_only_the_network_in_bfloat16_and_restores_it():

@@ -89,7 +89,7 @@ def test_state_dict_round_trip_keeps_output_and_hyperparameters():
 
 
 def test_hessian_vector_product_matches_double_backprop():
-    from regbench.methods.ridge import conjugate_gradient
+    from regbench.training.schemes.bilevel import conjugate_gradient
 
     m = _random_model(WCRR)
     x = torch.rand(1, 1, 16, 16, dtype=torch.float64)
@@ -97,7 +97,7 @@ def test_hessian_vector_product_matches_double_backprop():
     xr = x.clone().requires_grad_(True)
     (hv,) = torch.autograd.grad(m.reg_grad(xr), xr, v)
     lam = 0.7
-    hessian = m.hessian_operator(x, lam, m.hp["mu"])
+    hessian = m.hessian_operator(x, lam, m.hp)
     assert torch.allclose(hessian(v), v + lam * hv, atol=1e-12)
     sol = conjugate_gradient(hessian, v, 300, tol=1e-12)
     assert float((hessian(sol) - v).norm()) < 1e-9
@@ -116,7 +116,7 @@ def test_lipschitz_bound_is_attained_and_tighter_than_the_largest_slope(factory)
     bound = m.reg_lipschitz()
     assert bound < 0.9 * float(m.spline.slopes().max())
     x = torch.zeros(1, 1, 64, 64, dtype=torch.float64)  # features 0: inside the knots, every channel at its slope
-    hessian = m.hessian_operator(x, 1.0, m.hp["mu"])  # v -> v + Hess R v
+    hessian = m.hessian_operator(x, 1.0, m.hp)  # v -> v + Hess R v
     v = torch.randn(1, 1, 64, 64, dtype=torch.float64)
     for _ in range(80):
         v = hessian(v) - v

@@ -30,7 +30,7 @@ def calibration_of(overrides: list[str]):
     method = build(cfg.method.model)
     if not method.calibration_space():
         return cfg, None
-    spec, key = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed), weights_key(cfg)
+    spec, key = checkpoints.run_spec(cfg), weights_key(cfg)
     if spec is not None:  # the checkpoint's hyperparameters are where the search started: part of the key
         found = checkpoints.load(cfg, checkpoints.weights_name(spec), key)
         if found is None:

@@ -35,7 +35,8 @@ from regbench.evaluation.metrics import image_metrics
 from regbench.evaluation.reconstruct import Reconstruction
 from regbench.results.store import atomic_write, atomic_write_text
 from regbench.solvers.options import SolverOptions, convergence_options, solver_options
-from regbench.training.checkpoints import REPO_ROOT, training_spec
+from regbench.training.checkpoints import REPO_ROOT, run_spec
+from regbench.training.schemes import load_scheme
 from regbench.training.weights import prepare_weights
 
 log = logging.getLogger("regbench")
@@ -120,7 +121,7 @@ def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
 
 def training_row(cfg, steps: int) -> dict | None:
     """Patches/s of the method's training loop at its profile budget (after a 1-step warm-up)."""
-    spec = training_spec(cfg.method, cfg.profile.name, cfg.seed)
+    spec = run_spec(cfg)
     if spec is None:
         return None
     device = resolve_device(str(cfg.device))
@@ -129,8 +130,9 @@ def training_row(cfg, steps: int) -> dict | None:
         build(cfg.method.train.data), n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device
     )
     budget = {**spec["train"], "seed": cfg.seed}
-    copy.deepcopy(method).fit(patches, {**budget, "steps": 1}, progress=False)
-    _, seconds = timed(lambda: method.fit(patches, {**budget, "steps": steps}, progress=False))
+    scheme = load_scheme(spec["training"])
+    scheme.train(copy.deepcopy(method), patches, {**budget, "steps": 1}, progress=False)
+    _, seconds = timed(lambda: scheme.train(method, patches, {**budget, "steps": steps}, progress=False))
     n = steps * int(budget["batch"])
     return {
         "method": cfg.method.name,

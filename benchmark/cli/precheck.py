@@ -72,21 +72,32 @@ def _unknown_key(compose, overrides: list[str], searchpath: list[str]) -> str | 
 
 def _check_model(cfg, seen: set) -> None:
     """Build each method's model once (cheap, no weights): wrong types or unknown
-    arguments fail here, not in a job hours later."""
+    arguments fail here, not in a job hours later, and so does a training scheme the
+    method cannot be trained with (what it lacks, in one line)."""
     from omegaconf import OmegaConf
 
     from regbench.core.instantiate import build
+    from regbench.training.checkpoints import run_spec
+    from regbench.training.schemes import load_scheme
 
-    spec = OmegaConf.to_yaml(cfg.method.model)
+    training = cfg.get("training")
+    spec = OmegaConf.to_yaml(cfg.method.model) + (OmegaConf.to_yaml(training) if training is not None else "")
     if spec in seen:
         return
     seen.add(spec)
     try:
-        build(cfg.method.model)
+        method = build(cfg.method.model)
     except Exception as err:
         raise ConfigError(
             f"method {cfg.method.name}: its model cannot be built from method.model: {_one_line(err)}"
         ) from None
+    try:
+        trained = run_spec(cfg)
+    except ValueError as err:
+        raise ConfigError(_one_line(err)) from None
+    why = trained and load_scheme(trained["training"]).incompatibility(method)
+    if why:
+        raise ConfigError(f"method {cfg.method.name} x training {trained['training']}: {why}")
 
 
 def check_sweep(args: list[str], searchpath: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""Registries of methods, tasks, probes and profiles: the YAML files of configs/<group>/.
+"""Registries of methods, training schemes, tasks, probes and profiles: the YAML files of configs/<group>/.
 
 Adding `configs/method/foo.yaml` registers method `foo`; nothing else to edit.
 Plugin roots (REGBENCH_PLUGINS folders, installed `regbench.methods` entry points,
@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from regbench.core.plugins import REPO_ROOT, plugin_roots
 
 CONFIG_DIR = REPO_ROOT / "configs"
-GROUPS = ("method", "task", "probe", "profile", "logger", "experiment")
+GROUPS = ("method", "training", "task", "probe", "profile", "logger", "experiment")
 
 
 class RegistryError(ValueError):
@@ -106,6 +106,11 @@ def method_config(name: str):
     """configs/method/<name>.yaml composed with its defaults (shared blocks such as the BSDS500
     splits), interpolations left for the config it joins to resolve."""
     return compose([f"method={name}"]).method
+
+
+def training_yaml(name: str):
+    """configs/training/<name>.yaml: a training scheme's class, settings and budgets."""
+    return _yaml("training", name)
 
 
 def method_yaml(name: str):

@@ -40,12 +40,23 @@ _PROCESS_STARTED = time.time()
 
 
 def combination_key(cfg: DictConfig) -> str:
-    """What a combination's rows depend on (never where data or outputs live)."""
-    return config_hash(portable(cfg.method), portable(cfg.task), portable(cfg.probe), portable(cfg.profile), cfg.seed)
+    """What a combination's rows depend on (never where data or outputs live); a training scheme
+    named on the command line (`training=...`) is part of it, the method's own is in its config."""
+    training = cfg.get("training")
+    return config_hash(
+        portable(cfg.method),
+        portable(cfg.task),
+        portable(cfg.probe),
+        portable(cfg.profile),
+        cfg.seed,
+        *([portable(training)] if training is not None else []),
+    )
 
 
 def combination_label(cfg: DictConfig) -> str:
-    return f"{cfg.method.name}__{cfg.task.name}__{cfg.probe.name}"
+    training = cfg.get("training")
+    method = cfg.method.name if training is None else f"{cfg.method.name}+{training.name}"
+    return f"{method}__{cfg.task.name}__{cfg.probe.name}"
 
 
 def evaluated_images(cfg: DictConfig) -> int | None:
@@ -201,6 +212,7 @@ def run(cfg: DictConfig) -> dict:
     recon = Reconstruction(method, hp, solver_options(cfg))
     common = {
         "method": cfg.method.name,
+        "training": weights["training"],
         "task": cfg.task.name,
         "probe": cfg.probe.name,
         "seed": int(cfg.seed),

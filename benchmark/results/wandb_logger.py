@@ -179,7 +179,7 @@ class WandbLogger:
         """The checkpoint's training history (subsampled to <= ~200 points when it was saved)."""
         if not key or cfg.method.get("train") is None:
             return
-        name = checkpoints.weights_name(checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed))
+        name = checkpoints.weights_name(checkpoints.run_spec(cfg))
         entry = checkpoints.entry(cfg, name, key) or {}
         train_log = entry.get("log") or {}
         history = train_log.get("history") or {}

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from regbench.core.hashing import config_hash, portable
 from regbench.core.plugins import REPO_ROOT
-from regbench.core.registry import method_config
+from regbench.core.registry import known, method_config, training_yaml
 from regbench.results.store import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -37,22 +37,33 @@ def weights_root(cfg: DictConfig) -> Path:
     return Path(cfg.weights_dir or REPO_ROOT / "results" / "weights")
 
 
-def training_spec(method_cfg: DictConfig, profile: str, seed: int) -> dict | None:
+def training_spec(method_cfg: DictConfig, profile: str, seed: int, training: DictConfig | None = None) -> dict | None:
     """Everything a trained model depends on; None for methods with nothing to train.
 
+    `training`: the scheme's config (configs/training/<name>.yaml, the run's `training`), or None
+    for the method's own (`train.scheme`). The training settings are the scheme's, then the
+    method's `train:` keys over them, then the profile's budget (the scheme's, the method's
+    `train.budget.<profile>` key by key over it).
     A method whose YAML says `train.weights: {name, module}` trains only its submodule
     `module` and keys it under `name`: methods that share a network and its training
     (DiffPIR and DPS share one diffusion prior) share one checkpoint.
     """
     if method_cfg.get("train") is None:
+        if training is not None:
+            raise ValueError(f"method {method_cfg.name!r} has nothing to train: no training scheme applies to it")
         return None
     train = OmegaConf.to_container(method_cfg.train, resolve=True)
-    budgets = train.pop("budget")
+    budgets = train.pop("budget", None) or {}
     shared = train.pop("weights", None)
-    if profile not in budgets:
+    scheme_name, scheme = scheme_settings(method_cfg.name, train.pop("scheme", None), training)
+    scheme_budgets = scheme.pop("budget", None) or {}
+    if profile not in budgets and profile not in scheme_budgets:
+        known = sorted({*budgets, *scheme_budgets})
         raise ValueError(
-            f"method {method_cfg.name!r} has no training budget for profile {profile!r}; it has: {', '.join(budgets)}"
+            f"method {method_cfg.name!r} under training scheme {scheme_name!r} has no training budget for profile "
+            f"{profile!r}; it has: {', '.join(known) or 'none'}"
         )
+    budget = {**(scheme_budgets.get(profile) or {}), **(budgets.get(profile) or {})}
     data = portable(train.pop("data"))
     model = OmegaConf.to_container(method_cfg.model, resolve=True)
     name = method_cfg.name
@@ -67,7 +78,33 @@ def training_spec(method_cfg: DictConfig, profile: str, seed: int) -> dict | Non
         # warm start: the key of the weights training starts from is part of this one's
         starts_from = training_spec(init_config(method_cfg).method, profile, seed)
         train["init"] = {"method": train["init"], "key": checkpoint_key(starts_from)}
-    return {"method": name, "model": model, "train": {**train, **budgets[profile]}, "data": data, "seed": seed}
+    return {
+        "method": name,
+        "model": model,
+        "training": scheme_name,
+        "train": {**scheme, **train, **budget},
+        "data": data,
+        "seed": seed,
+    }
+
+
+def run_spec(cfg: DictConfig) -> dict | None:
+    """The training spec of a run's config (its method, training scheme, profile and seed)."""
+    return training_spec(cfg.method, cfg.profile.name, cfg.seed, cfg.get("training"))
+
+
+def scheme_settings(method: str, default: str | None, training: DictConfig | None) -> tuple[str, dict]:
+    """(scheme name, its settings without the class) of the run's `training`, or of the method's default."""
+    if training is None:
+        if not default:
+            raise ValueError(
+                f"method {method!r} trains but names no training scheme: add train.scheme "
+                f"(one of: {', '.join(known('training'))})"
+            )
+        training = training_yaml(default)
+    settings = OmegaConf.to_container(training, resolve=True)
+    settings.pop("_target_", None)
+    return settings.pop("name"), settings
 
 
 def init_config(method_cfg: DictConfig) -> DictConfig:
@@ -82,6 +119,7 @@ def init_config(method_cfg: DictConfig) -> DictConfig:
     other = root.copy()
     OmegaConf.set_struct(other, False)
     other.method = method_config(name)
+    other.training = None  # the other method trains under its own scheme
     if other.method.get("train") is None:
         raise ValueError(f"method {method_cfg.name!r}: train.init={name!r} names a method with nothing trained")
     return other

@@ -47,7 +47,7 @@ def released_methods() -> list[str]:
 
 def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), from_cache: bool = False) -> dict:
     cfg = compose([f"method={method}", f"profile={profile}", "retrain=true", *overrides])
-    spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
+    spec = checkpoints.run_spec(cfg)
     key, name = checkpoints.checkpoint_key(spec), checkpoints.weights_name(spec)
     device = resolve_device(str(cfg.device))
     model = build(cfg.method.model).to(device)

@@ -18,6 +18,7 @@ from regbench.core.locks import file_lock
 from regbench.core.provenance import device_name, git_rev
 from regbench.datasets.patches import PatchSampler
 from regbench.training import checkpoints
+from regbench.training.schemes import load_scheme
 
 log = logging.getLogger("regbench")
 SWEEP_STARTED = "REGBENCH_SWEEP_STARTED"
@@ -37,10 +38,16 @@ def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> d
         "snapshot": str(snapshot_path(cfg, spec)),
         "snapshot_every_s": float(cfg.snapshot_every_s),
     }
-    train_log = method.fit(patches, budget, progress=cfg.progress)
+    scheme = load_scheme(spec["training"])
+    why = scheme.incompatibility(method)
+    if why:
+        raise ValueError(f"{cfg.method.name}: {why}")
+    label = f"{checkpoints.weights_name(spec)} ({spec['training']})"
+    train_log = scheme.train(method, patches, budget, progress=cfg.progress, label=label)
     minutes = float(train_log.pop("minutes", 0.0))
     return {
         "method": checkpoints.weights_name(spec),
+        "training": spec["training"],
         "spec": spec,
         "git_rev": git_rev(),
         "device": device_name(device),
@@ -92,15 +99,16 @@ def cpu_state(method) -> dict:
 
 def weights_key(cfg: DictConfig) -> str:
     """The key of the weights a combination uses: its checkpoint's, or (nothing trained) its model config's."""
-    spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
+    spec = checkpoints.run_spec(cfg)
     return config_hash(portable(cfg.method.model)) if spec is None else checkpoints.checkpoint_key(spec)
 
 
 def prepare_weights(cfg: DictConfig, method, device: torch.device) -> dict:
-    """Load the checkpoint for this training config, or train and save one."""
-    spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
+    """Load the checkpoint for this training config, or train and save one; returns its key, training
+    minutes and training scheme ("none": nothing trained)."""
+    spec = checkpoints.run_spec(cfg)
     if spec is None:
-        return {"key": weights_key(cfg), "train_minutes": 0.0}
+        return {"key": weights_key(cfg), "train_minutes": 0.0, "training": "none"}
     key, name = checkpoints.checkpoint_key(spec), checkpoints.weights_name(spec)
     part = checkpoints.trained_part(spec, method)
     # parallel jobs needing the same weights: one trains, the others wait and load
@@ -112,9 +120,9 @@ def prepare_weights(cfg: DictConfig, method, device: torch.device) -> dict:
             part.load_state_dict(state)
             method.to(device)
             log.info("%s: using checkpoint %s (%s)", cfg.method.name, entry["file"], entry.get("device", "?"))
-            return {"key": key, "train_minutes": float(entry.get("train_minutes", 0.0))}
+            return {"key": key, "train_minutes": float(entry.get("train_minutes", 0.0)), "training": spec["training"]}
         log.info("%s: training (checkpoint key %s)", cfg.method.name, key)
         entry = train_method(cfg, method, device, spec)
         checkpoints.save(cfg, name, key, cpu_state(part), entry)
         snapshot_path(cfg, spec).unlink(missing_ok=True)
-    return {"key": key, "train_minutes": entry["train_minutes"]}
+    return {"key": key, "train_minutes": entry["train_minutes"], "training": spec["training"]}

@@ -1,0 +1,96 @@
+"""Training schemes are parts of their own: any compatible method trains under any of them, an
+incompatible pair fails before a sweep starts, and the scheme is part of the checkpoint key."""
+
+import pytest
+import torch
+from conftest import compose
+
+from regbench.cli.precheck import check_sweep
+from regbench.core.registry import known
+from regbench.core.validate import ConfigError
+from regbench.datasets.bsds500 import BSDS500
+from regbench.datasets.images import center_crop
+from regbench.datasets.patches import PatchSampler
+from regbench.evaluation.runner import combination_key
+from regbench.methods.ridge import WCRR
+from regbench.solvers.apg import apg
+from regbench.solvers.options import SolverOptions
+from regbench.training import checkpoints
+from regbench.training.schemes import NEEDS, Scheme, load_scheme
+from regbench.training.schemes.bilevel import hessian_system
+
+
+def test_every_scheme_yaml_names_its_class_and_known_needs():
+    for name in known("training"):
+        scheme = load_scheme(name)
+        assert isinstance(scheme, Scheme) and scheme.name == name
+        assert set(scheme.needs) <= set(NEEDS), name
+
+
+def test_the_scheme_is_part_of_the_checkpoint_key_and_the_method_budget_overrides_key_by_key():
+    ift = checkpoints.run_spec(compose("method=crr", "profile=cpu"))
+    jfb = checkpoints.run_spec(compose("method=crr", "profile=cpu", "training=bilevel_jfb"))
+    assert (ift["training"], jfb["training"]) == ("bilevel_ift", "bilevel_jfb")
+    assert checkpoints.checkpoint_key(ift) != checkpoints.checkpoint_key(jfb)
+    assert ift["train"]["steps"] == 900  # CRR's own cpu steps over the scheme's 450
+    assert ift["train"]["batch"] == 32 and ift["train"]["cg_iters"] == 20  # the rest is the scheme's
+    named = checkpoints.run_spec(compose("method=crr", "profile=cpu", "training=bilevel_ift"))
+    assert named == ift  # naming the default scheme is the default
+    default, explicit = (
+        compose("method=wcrr", "profile=smoke"),
+        compose("method=wcrr", "profile=smoke", "training=bilevel_jfb"),
+    )
+    assert combination_key(default) != combination_key(explicit)
+
+
+def test_incompatible_method_and_scheme_fail_before_the_sweep_in_one_line():
+    with pytest.raises(
+        ConfigError, match=r"method deal x training bilevel_ift: training scheme bilevel_ift needs a smooth"
+    ):
+        check_sweep(["-m", "method=wcrr,deal", "training=bilevel_ift", "profile=smoke"], [])
+    with pytest.raises(ConfigError, match=r"method 'tv' has nothing to train"):
+        check_sweep(["method=tv", "training=bilevel_jfb", "profile=smoke"], [])
+    with pytest.raises(ConfigError, match=r"needs a noise-conditional denoiser.*RidgeRegularizer has none"):
+        check_sweep(["method=crr", "training=denoiser_mse", "profile=smoke"], [])
+
+
+def test_autograd_hessian_system_matches_the_ridge_operator():
+    torch.manual_seed(0)
+    m = WCRR(mu=3.0).double()
+    with torch.no_grad():
+        m.spline.raw.add_(torch.randn_like(m.spline.raw))
+    x, v = torch.rand(1, 1, 16, 16, dtype=torch.float64), torch.randn(1, 1, 16, 16, dtype=torch.float64)
+    own = hessian_system(m, x, 0.7, m.hp)
+    m.hessian_operator = None  # the generic path: Hessian-vector products by autograd
+    generic = hessian_system(m, x, 0.7, m.hp)
+    assert torch.allclose(generic(v), own(v), atol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def denoising():
+    test = BSDS500(split="bsd68", root=None, download=False)
+    x = torch.stack([center_crop(test.load(i), 40) for i in test.ids()[:4]])
+    y = x + 25 / 255 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    return x, y
+
+
+def _denoised_psnr(method, x, y) -> float:
+    with torch.no_grad():
+        reg = method.regularizer(method.hp, SolverOptions(), y)
+        lam = method.hp["lam"]
+        out, _ = apg(y, lambda z: z - y + lam * reg.grad(z), lipschitz=1 + lam * reg.lipschitz, max_iter=200)
+    return float(-10 * torch.log10(((out - x) ** 2).mean()))
+
+
+@pytest.mark.parametrize("scheme", ["bilevel_ift", "bilevel_jfb"])
+def test_both_bilevel_schemes_improve_the_same_architecture(scheme, denoising):
+    x, y = denoising
+    cfg = compose("method=wcrr", "profile=smoke", f"training={scheme}")
+    spec = checkpoints.run_spec(cfg)
+    method = WCRR(**{k: v for k, v in spec["model"].items() if k != "_target_"})
+    before = _denoised_psnr(method, x, y)
+    patches = PatchSampler(BSDS500(split="train400", root=None, download=False), n_images=8, seed=0)
+    log = load_scheme(scheme).train(method, patches, {**spec["train"], "steps": 25, "seed": 0}, progress=False)
+    after = _denoised_psnr(method, x, y)
+    assert after > before + 0.5, (scheme, before, after)
+    assert len(log["history"]["loss"]) == 25 and set(log["history"]) >= {"lam", "mu", "lipschitz", "psnr"}
