@@ -16,8 +16,8 @@ from typing import Any, Mapping, Optional
 
 import torch
 
-from regbench.solvers.apg import SolveInfo
 from regbench.solvers.options import SolverOptions
+from regbench.solvers.report import SolveReport
 from regbench.solvers.variational import Regularizer, data_lipschitz, operator_of, solve, unrolled_solve
 
 FAMILIES = ("baseline", "variational", "denoiser", "sampler")  # baseline: no prior at all (the initializer)
@@ -31,7 +31,7 @@ __all__ = [  # what a method module needs, in one import
     "data_lipschitz",
     "noise_level",
     "operator_of",
-    "solve_summary",
+    "SolveReport",
 ]
 
 
@@ -85,9 +85,9 @@ class Method(torch.nn.Module):
     # -- reconstruction -----------------------------------------------------
     def reconstruct(
         self, y: torch.Tensor, physics, x0: torch.Tensor, hyper: Mapping[str, float], options: SolverOptions
-    ) -> tuple[torch.Tensor, dict]:
+    ) -> tuple[torch.Tensor, SolveReport]:
         """x from the measurements y (x0: the task's initializer) with the hyperparameters `hyper`
-        (complete: `self.hyper(...)`); returns (x, solve info)."""
+        (complete: `self.hyper(...)`); returns (x, SolveReport) (a dict of its fields is accepted too)."""
         raise NotImplementedError
 
     def differentiable_reconstruct(
@@ -148,9 +148,9 @@ class VariationalMethod(Method):
         return Regularizer(self.reg_energy, prox=self.reg_prox)
 
     @torch.no_grad()
-    def reconstruct(self, y, physics, x0, hyper, options) -> tuple[torch.Tensor, dict]:
+    def reconstruct(self, y, physics, x0, hyper, options) -> tuple[torch.Tensor, SolveReport]:
         x, info = solve(self.regularizer(hyper, options, y), y, physics, x0, hyper["lam"], options)
-        return x, solve_summary(info)
+        return x, SolveReport.of(info)
 
     def differentiable_reconstruct(self, y, physics, x0, x_ref, hyper, options) -> torch.Tensor:
         """Unrolled: `options.unroll` proximal-gradient steps of step 1/L with autograd on, warm-started at
@@ -171,15 +171,3 @@ def noise_level(physics, floor: float = 0.0) -> float:
             "denoiser-based methods need the noise level of the measurements"
         )
     return max(float(torch.as_tensor(sigma).flatten()[0]), floor)
-
-
-def solve_summary(info: SolveInfo) -> dict:
-    out = {
-        "iterations": info.iterations,
-        "converged": info.converged,
-        "rel_change": info.rel_change,
-        "status": info.status,
-    }
-    if info.energies:
-        out["energy_monotone"] = info.monotone
-    return out

@@ -42,7 +42,7 @@ from deepinv.models import DEAL as DeepinvDEAL
 from deepinv.models.deal import LinearSpline, MultiConv2d
 from deepinv.optim.linear import conjugate_gradient
 
-from regbench.methods.base import Hyper, Method, data_lipschitz, operator_of
+from regbench.methods.base import Hyper, Method, SolveReport, data_lipschitz, operator_of
 
 PAPER_CHANNELS, PAPER_KERNEL = (1, 4, 8, 128), 9
 ANDERSON_DEPTH = 5  # reconstruction's outer iteration (not a model setting: changing it never retrains)
@@ -226,7 +226,7 @@ class DEAL(Method):
 
     # -- reconstruction -----------------------------------------------------------
     @torch.no_grad()
-    def reconstruct(self, y, physics, x0, hyper, options) -> tuple[torch.Tensor, dict]:
+    def reconstruct(self, y, physics, x0, hyper, options) -> tuple[torch.Tensor, SolveReport]:
         """options.method["fixed_point"]: "converged" (default) iterates to the fixed point (tol, at most
         `outer_iters` mask updates, accelerated); "as_trained" applies the map the checkpoint was trained on
         (`trained_map`, with options.method["outer_iters"] updates: the training budget's), which a truncated
@@ -241,13 +241,13 @@ class DEAL(Method):
         mode = own.get("fixed_point", "converged")
         if mode == "as_trained":  # a fixed number of updates, like PnP's iterations: no convergence to report
             x, _, k = self.trained_map(rhs, x0, lam, gram, iters, self.cg_iters, self.tol, cg_tol)
-            return x, {"iterations": k}
+            return x, SolveReport(iterations=k)
         if mode != "converged":
             raise ValueError(f"DEAL: fixed_point={mode!r}; expected 'converged' or 'as_trained'")
         x, _, k, rel = self.fixed_point(
             rhs, x0, lam, gram, iters, self.cg_iters, self.tol, cg_tol, inexact=True, depth=ANDERSON_DEPTH
         )
-        return x, {"iterations": k, "converged": rel < self.tol, "rel_change": rel}
+        return x, SolveReport(iterations=k, converged=rel < self.tol, rel_change=rel)
 
     # -- what the deal_unrolled training scheme uses -------------------------------
     def parameter_groups(self, lr: float, settings: dict) -> list[dict]:

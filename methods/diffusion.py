@@ -38,7 +38,7 @@ from deepinv.optim.data_fidelity import L2
 from deepinv.sampling import DPS as DeepinvDPS
 from deepinv.sampling import DiffPIR as DeepinvDiffPIR
 
-from regbench.methods.base import Hyper, Method, noise_level, operator_of
+from regbench.methods.base import Hyper, Method, SolveReport, noise_level, operator_of
 from regbench.methods.denoisers import precision
 
 
@@ -61,13 +61,13 @@ class DiffusionPrior(Method):
         super().__init__(**hyper)
         self.denoiser = denoiser
 
-    def reconstruct(self, y, physics, x0, hyper, options) -> tuple[torch.Tensor, dict]:
+    def reconstruct(self, y, physics, x0, hyper, options) -> tuple[torch.Tensor, SolveReport]:
         steps, seed = int(options.method.get("steps", self.default_steps)), int(options.seed)
         if steps < 2:
             raise ValueError(f"{type(self).__name__}: steps={steps}; a sampler needs at least 2 steps")
         with precision(self.denoiser, options.method.get("bf16", False)):
             x = self.sample(y, physics, x0, steps, seed, hyper, options)
-        return x, {"iterations": steps, "seed": seed}
+        return x, SolveReport(iterations=steps, seed=seed)
 
     def sample(self, y, physics, x0, steps: int, seed: int, hyper, options) -> torch.Tensor:
         raise NotImplementedError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from regbench.methods.base import Method
+from regbench.methods.base import Method, SolveReport
 
 
 class Initializer(Method):
@@ -13,4 +13,4 @@ class Initializer(Method):
 
     @torch.no_grad()
     def reconstruct(self, y, physics, x0, hyper, options):
-        return x0.clone(), {"iterations": 0}
+        return x0.clone(), SolveReport(iterations=0)

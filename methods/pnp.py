@@ -31,7 +31,7 @@ from deepinv.optim import HQS
 from deepinv.optim.data_fidelity import L2
 from deepinv.optim.prior import PnP as PnPPrior
 
-from regbench.methods.base import Hyper, Method, noise_level
+from regbench.methods.base import Hyper, Method, SolveReport, noise_level
 from regbench.methods.denoisers import precision
 
 NOISE_FLOOR = 0.01  # DPIR's floor on sigma_n: noiseless tasks still get a finite schedule
@@ -82,8 +82,8 @@ class PnP(Method):
             return algo(y, physics, init=x0)
 
     @torch.no_grad()
-    def reconstruct(self, y, physics, x0, hyper, options) -> tuple[torch.Tensor, dict]:
-        return self.run(y, physics, x0, hyper, options), {"iterations": int(round(hyper["iterations"]))}
+    def reconstruct(self, y, physics, x0, hyper, options) -> tuple[torch.Tensor, SolveReport]:
+        return self.run(y, physics, x0, hyper, options), SolveReport(iterations=int(round(hyper["iterations"])))
 
     def differentiable_reconstruct(self, y, physics, x0, x_ref, hyper, options) -> torch.Tensor:
         """The same HQS iterations with autograd on (in fp32), from the initializer x0 of y."""

@@ -98,7 +98,7 @@ def test_deal_reconstructs_any_linear_problem_with_finite_output_of_the_right_sh
     y = physics(x)
     out, info = solve_with(method, y, physics, physics.A_adjoint(y))
     assert out.shape == x.shape and torch.isfinite(out).all()
-    assert 1 <= info["iterations"] <= 5 and {"converged", "rel_change"} <= set(info)
+    assert 1 <= info.iterations <= 5 and info.converged is not None and info.rel_change == info.rel_change
 
 
 def test_deal_as_trained_reconstructs_with_the_map_training_fits(crops, patches, monkeypatch):
@@ -118,13 +118,13 @@ def test_deal_as_trained_reconstructs_with_the_map_training_fits(crops, patches,
     assert seen == [budget["outer_iters"]] * 2  # one forward per training step
     method.eval()
     as_trained, info = solve_with(method, y, physics, y, fixed_point="as_trained", outer_iters=2)
-    assert seen[-1] == 2 and set(info) == {"iterations"} and 1 <= info["iterations"] <= 2
+    assert seen[-1] == 2 and info.converged is None and 1 <= info.iterations <= 2  # a fixed map: no convergence
     with torch.no_grad():
         sigma = torch.full((y.shape[0], 1, 1, 1), method.hp["sigma"])
         lam = method.hp["lam"] * method._condition(sigma) * data_lipschitz(OperatorFacts.of(physics), physics, y)
         expected, _, _ = original(method, y, y, lam, lambda v: v, 2, method.cg_iters, method.tol, method.cg_tol)
     assert torch.equal(as_trained, expected)
-    assert "converged" in solve_with(method, y, physics, y)[1]  # the fixed point reports its convergence
+    assert solve_with(method, y, physics, y)[1].converged is not None  # the fixed point reports its convergence
     with pytest.raises(ValueError, match="fixed_point='unrolled'; expected 'converged' or 'as_trained'"):
         solve_with(method, y, physics, y, fixed_point="unrolled")
 
@@ -213,8 +213,8 @@ def test_deal_anderson_reaches_the_plain_fixed_point_no_slower(crops, monkeypatc
         monkeypatch.setattr(deal, "ANDERSON_DEPTH", depth)
         found[depth] = solve_with(method, y.double(), physics, y.double())
     (plain, plain_info), (fast, fast_info) = found[0], found[deal.ANDERSON_DEPTH]
-    assert plain_info["converged"] and fast_info["converged"]
-    assert fast_info["iterations"] <= plain_info["iterations"], (fast_info, plain_info)
+    assert plain_info.converged and fast_info.converged
+    assert fast_info.iterations <= plain_info.iterations, (fast_info, plain_info)
     assert float((fast - plain).norm() / plain.norm()) < 1e-6
 
 
@@ -269,7 +269,7 @@ def test_pnp_with_one_iteration_is_the_denoiser_at_strength_times_sigma(crops):
     out, info = solve_with(method, y, physics, y)
     with torch.no_grad():
         assert torch.allclose(out, method.denoiser(y, 0.8 * SIGMA), atol=1e-6)
-    assert info["iterations"] == 1
+    assert info.iterations == 1
 
 
 def test_pnp_hqs_iterations_fill_in_an_inpainting_problem(crops):
@@ -299,7 +299,7 @@ def test_samplers_are_reproducible_per_seed(sampler, crops):
     b, _ = solve_with(method, y, physics, y, steps=4, seed=3)
     c, _ = solve_with(method, y, physics, y, steps=4, seed=4)
     assert torch.equal(a, b) and not torch.allclose(a, c, atol=1e-4)
-    assert a.shape == y.shape and torch.isfinite(a).all() and info["iterations"] == 4
+    assert a.shape == y.shape and torch.isfinite(a).all() and info.iterations == 4
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
     with pytest.raises(ValueError, match="at least 2 steps"):
         solve_with(method, y, physics, y, steps=1)

@@ -89,3 +89,45 @@ def test_the_training_loop_resumes_from_its_snapshot_with_the_same_draws(tmp_pat
     resumed, resumed_log = _toy_training(tmp_path / "b")
     assert resumed_log["history"] == log["history"]
     assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_solve_info_is_typed_and_a_plain_dict_from_elsewhere_is_checked():
+    from regbench.solvers.report import SolveReport
+
+    m, y = _crr(), _noisy()
+    x, info = m.reconstruct(y, dinv.physics.Denoising(), y, m.hp, SolverOptions(tol=1e-5, max_iter=300))
+    assert isinstance(info, SolveReport) and info.converged and 1 <= info.iterations < 300
+    assert SolveReport.of({"iterations": 3}) == SolveReport(iterations=3)
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['iters'\]; known: \['converged'"):
+        SolveReport.of({"iters": 3})
+
+
+class _Returns(torch.nn.Module):
+    """A method whose reconstruction returns what it is told to (a bad model from elsewhere)."""
+
+    def __init__(self, result):
+        super().__init__()
+        self.result = result
+
+    def hyper(self, values=None):
+        return {}
+
+    def reconstruct(self, y, physics, x0, hyper, options):
+        return self.result(y)
+
+
+@pytest.mark.parametrize(
+    "result, reason",
+    [
+        (lambda y: (y * float("nan"), {}), "failed: non-finite reconstruction"),
+        (lambda y: (y, {"iters": 1}), "failed: ValueError: solve info: unknown field(s) ['iters']"),
+        (lambda y: (y, 3), "failed: TypeError: a reconstruction returns (x, SolveReport or dict), got int"),
+    ],
+)
+def test_a_bad_reconstruction_becomes_a_failed_row_with_its_reason(result, reason):
+    from types import SimpleNamespace
+
+    y = _noisy()
+    sample = SimpleNamespace(y=y, physics=dinv.physics.Denoising(), x0=y, operator=None)
+    x_hat, info, status = Reconstruction(_Returns(result), {}, SolverOptions()).guarded(sample)
+    assert x_hat is None and status.startswith(reason), status

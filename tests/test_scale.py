@@ -55,8 +55,8 @@ def test_fast_solver_matches_the_reference_solver():
     fast, info = method.reconstruct(y, s.physics, x0, hyper, SolverOptions(tol=1e-9, max_iter=20000, compile=True))
     reference = SolverOptions(tol=1e-11, max_iter=200000, restart=False)
     ref, info_ref = method.reconstruct(y, s.physics, x0, hyper, reference)
-    assert info["converged"] and info_ref["converged"]
-    assert info["iterations"] < info_ref["iterations"]
+    assert info.converged and info_ref.converged
+    assert info.iterations < info_ref.iterations
     assert float((fast - ref).norm() / ref.norm()) < 1e-5
 
 

@@ -85,7 +85,7 @@ def test_compiled_ridge_gradient_gives_the_same_reconstruction():
     options = SolverOptions(tol=1e-6, max_iter=500)
     eager, info_eager = m.reconstruct(y, physics, y.clone(), m.hp, options)
     fast, info_fast = m.reconstruct(y, physics, y.clone(), m.hp, options.replace(compile=True))
-    assert info_eager["converged"] and info_fast["converged"]
+    assert info_eager.converged and info_fast.converged
     assert float((eager - fast).abs().max()) < 1e-5
     assert set(m.__dict__) == set(CRR(lam=3.0, mu=8.0).__dict__)  # a solve leaves nothing on the method
 
@@ -127,10 +127,10 @@ def test_denoising_solves_use_the_speed_restart_and_other_operators_do_not(monke
     import deepinv as dinv
 
     import regbench.solvers.variational as variational
-    from regbench.solvers.apg import SPEED_RESTART_MIN
+    from regbench.solvers.apg import SPEED_RESTART_MIN, SolveInfo
 
     seen = []
-    monkeypatch.setattr(variational, "apg", lambda x0, **kw: (seen.append(kw) or x0, SolveInfoStub()))
+    monkeypatch.setattr(variational, "apg", lambda x0, **kw: (seen.append(kw) or x0, SolveInfo(0, True, 0.0)))
     y = _denoising_problem().float()
     denoise = dinv.physics.Denoising(dinv.physics.GaussianNoise(0.1))
     blur = dinv.physics.Blur(
@@ -143,7 +143,3 @@ def test_denoising_solves_use_the_speed_restart_and_other_operators_do_not(monke
     method.reconstruct(y, denoise, y, method.hp, options.replace(restart=False))  # the plain reference solve
     assert seen[0]["speed_restart"] == SPEED_RESTART_MIN
     assert seen[1]["speed_restart"] == 0 and seen[2]["speed_restart"] == 0
-
-
-class SolveInfoStub:
-    iterations, converged, rel_change, status, energies = 0, True, 0.0, "ok", []

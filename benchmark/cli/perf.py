@@ -35,6 +35,7 @@ from regbench.evaluation.metrics import image_metrics
 from regbench.evaluation.reconstruct import Reconstruction
 from regbench.results.store import atomic_write, atomic_write_text
 from regbench.solvers.options import SolverOptions, convergence_options, solver_options
+from regbench.solvers.report import SolveReport
 from regbench.training.checkpoints import REPO_ROOT, run_spec
 from regbench.training.schemes import load_scheme
 from regbench.training.weights import prepare_weights
@@ -80,7 +81,7 @@ def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
     for s in task.samples("test", n_images, crop, cfg.seed, device):
         tracking(s)  # warm-up: compilation and caches are not solve time
         (x, info), seconds = timed(lambda: fast(s))
-        info_energy, seconds_energy = {}, float("nan")
+        info_energy, seconds_energy = SolveReport(), float("nan")
         if energy:  # what a benchmark row runs: the same solve, tracking the energy
             (_, info_energy), seconds_energy = timed(lambda: tracking(s))
         (x_ref, info_ref), seconds_ref = timed(lambda: reference(s))
@@ -92,13 +93,13 @@ def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
                 "height": s.x.shape[-2],
                 "width": s.x.shape[-1],
                 "seconds": seconds,
-                "iterations": info["iterations"],
+                "iterations": info.iterations,
                 "psnr": psnr,
                 "tol": fast.options.tol,
                 "seconds_energy": seconds_energy,
-                "energy_monotone": info_energy.get("energy_monotone"),
+                "energy_monotone": info_energy.energy_monotone,
                 "seconds_ref": seconds_ref,
-                "iterations_ref": info_ref["iterations"],
+                "iterations_ref": info_ref.iterations,
                 "psnr_ref": psnr_ref,
                 "psnr_gap": psnr - psnr_ref,
                 "threads": torch.get_num_threads(),
@@ -110,10 +111,10 @@ def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
             cfg.method.name,
             s.image_id,
             seconds,
-            info["iterations"],
+            info.iterations,
             psnr,
             seconds_ref,
-            info_ref["iterations"],
+            info_ref.iterations,
             psnr_ref,
         )
     return rows

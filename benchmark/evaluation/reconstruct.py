@@ -14,6 +14,7 @@ from typing import Mapping, Optional
 import torch
 
 from regbench.solvers.options import SolverOptions
+from regbench.solvers.report import SolveReport
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,11 @@ class Reconstruction:
     def __post_init__(self):
         object.__setattr__(self, "hyper", self.method.hyper(self.hyper))  # complete, names checked
 
-    def __call__(self, sample) -> tuple[torch.Tensor, dict]:
+    def __call__(self, sample) -> tuple[torch.Tensor, SolveReport]:
         """The method's reconstruction of a sample, told the operator facts its task states."""
         options = self.options.replace(operator=sample.operator)
-        return self.method.reconstruct(sample.y, sample.physics, sample.x0, dict(self.hyper), options)
+        x, info = self.method.reconstruct(sample.y, sample.physics, sample.x0, dict(self.hyper), options)
+        return x, SolveReport.of(info)
 
     def differentiable(self, sample, x_ref: torch.Tensor) -> Optional[torch.Tensor]:
         """x(sample.y) with autograd from y, near the converged x_ref (None: the method has no such path)."""
@@ -43,14 +45,14 @@ class Reconstruction:
             sample.y, sample.physics, sample.x0, x_ref, dict(self.hyper), options
         )
 
-    def guarded(self, sample) -> tuple[Optional[torch.Tensor], dict, str]:
-        """(x_hat or None, solve info, status): a crashing or diverging solve becomes a
+    def guarded(self, sample) -> tuple[Optional[torch.Tensor], SolveReport, str]:
+        """(x_hat or None, solve report, status): a crashing or diverging solve becomes a
         row marked failed with its reason, and the sweep goes on."""
         try:
             x_hat, info = self(sample)
-        except (RuntimeError, ValueError, ArithmeticError) as err:
-            return None, {"converged": False}, f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
-        status = info.get("status", "ok")
+        except (RuntimeError, ValueError, ArithmeticError, TypeError) as err:
+            return None, SolveReport(converged=False), f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+        status = info.status
         if status.startswith("diverged"):
             return None, info, f"failed: {status}"
         if not bool(torch.isfinite(x_hat).all()):

@@ -178,10 +178,10 @@ def evaluate_one(row: Row, run: Reconstruction, level_recon: Reconstruction, dev
         **metrics,
         **row.level_columns,
         "seconds": seconds,
-        "iterations": int(info.get("iterations", 0)),
-        "converged": bool(info.get("converged", True)) and not failed,
-        "rel_change": float(info.get("rel_change", float("nan"))),
-        "energy_monotone": info.get("energy_monotone"),  # energy-based methods: did the sampled energy never increase
+        "iterations": int(info.iterations),
+        "converged": info.converged is not False and not failed,  # None: a fixed number of steps
+        "rel_change": float(info.rel_change),
+        "energy_monotone": info.energy_monotone,  # energy-based methods: did the sampled energy never increase
         "status": status,
         "peak_mem_mb": peak_memory_mb(device),
     }
