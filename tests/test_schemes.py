@@ -6,6 +6,7 @@ import torch
 from conftest import compose
 
 from regbench.cli.precheck import check_sweep
+from regbench.core.labels import method_label
 from regbench.core.registry import known
 from regbench.core.validate import ConfigError
 from regbench.datasets.bsds500 import BSDS500
@@ -41,6 +42,11 @@ def test_the_scheme_is_part_of_the_checkpoint_key_and_the_method_budget_override
         compose("method=wcrr", "profile=smoke", "training=bilevel_jfb"),
     )
     assert combination_key(default) != combination_key(explicit)
+    assert (method_label(default), method_label(explicit)) == ("wcrr", "wcrr+bilevel_jfb")
+    same = compose("method=wcrr", "profile=smoke", "training=bilevel_ift")  # its own scheme, named
+    changed = compose("method=wcrr", "profile=smoke", "training=bilevel_ift", "training.cg_iters=30")
+    assert (method_label(same), combination_key(same)) == ("wcrr", combination_key(default))
+    assert method_label(changed) == "wcrr+bilevel_ift" and combination_key(changed) != combination_key(default)
 
 
 def test_incompatible_method_and_scheme_fail_before_the_sweep_in_one_line():
@@ -82,8 +88,8 @@ def _denoised_psnr(method, x, y) -> float:
     return float(-10 * torch.log10(((out - x) ** 2).mean()))
 
 
-@pytest.mark.parametrize("scheme", ["bilevel_ift", "bilevel_jfb"])
-def test_both_bilevel_schemes_improve_the_same_architecture(scheme, denoising):
+@pytest.mark.parametrize("scheme", ["bilevel_ift", "bilevel_jfb", "score"])
+def test_bilevel_and_score_matching_improve_the_same_architecture(scheme, denoising):
     x, y = denoising
     cfg = compose("method=wcrr", "profile=smoke", f"training={scheme}")
     spec = checkpoints.run_spec(cfg)

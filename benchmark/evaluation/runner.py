@@ -22,6 +22,7 @@ from regbench.calibration.fit import fit_hyperparameters
 from regbench.core.device import resolve_device
 from regbench.core.hashing import config_hash, portable
 from regbench.core.instantiate import build, check_targets
+from regbench.core.labels import method_label, own_training
 from regbench.core.provenance import device_name, git_rev
 from regbench.core.validate import validate
 from regbench.datasets.task import Sample, Task
@@ -41,22 +42,19 @@ _PROCESS_STARTED = time.time()
 
 def combination_key(cfg: DictConfig) -> str:
     """What a combination's rows depend on (never where data or outputs live); a training scheme
-    named on the command line (`training=...`) is part of it, the method's own is in its config."""
-    training = cfg.get("training")
+    other than the method's own (`training=...`) is part of it, the method's own is in its config."""
     return config_hash(
         portable(cfg.method),
         portable(cfg.task),
         portable(cfg.probe),
         portable(cfg.profile),
         cfg.seed,
-        *([portable(training)] if training is not None else []),
+        *([] if own_training(cfg) else [portable(cfg.training)]),
     )
 
 
 def combination_label(cfg: DictConfig) -> str:
-    training = cfg.get("training")
-    method = cfg.method.name if training is None else f"{cfg.method.name}+{training.name}"
-    return f"{method}__{cfg.task.name}__{cfg.probe.name}"
+    return f"{method_label(cfg)}__{cfg.task.name}__{cfg.probe.name}"
 
 
 def evaluated_images(cfg: DictConfig) -> int | None:
@@ -85,7 +83,7 @@ class Traces:
 
     def __init__(self, cfg: DictConfig, n: int):
         self.path, self.n, self.items = Path(cfg.out) / "traces" / f"{combination_label(cfg)}.json", n, []
-        self.meta = {"method": cfg.method.name, "task": cfg.task.name, "probe": cfg.probe.name}
+        self.meta = {"method": method_label(cfg), "task": cfg.task.name, "probe": cfg.probe.name}
 
     def callback(self, sample, level):
         if level != 0 or len(self.items) >= self.n:
@@ -211,7 +209,7 @@ def run(cfg: DictConfig) -> dict:
     hp, calib_psnr, calib_seconds = fit_hyperparameters(cfg, method, task, device, weights["key"])
     recon = Reconstruction(method, hp, solver_options(cfg))
     common = {
-        "method": cfg.method.name,
+        "method": method_label(cfg),
         "training": weights["training"],
         "task": cfg.task.name,
         "probe": cfg.probe.name,
@@ -232,7 +230,7 @@ def run(cfg: DictConfig) -> dict:
     store.write_rows(combo, rows)
     board = store.refresh()
     log_combination(cfg, rows, board)  # logger=wandb: one W&B run; never raises
-    mine = board[(board.method == cfg.method.name) & (board.task == cfg.task.name) & (board.probe == cfg.probe.name)]
+    mine = board[(board.method == common["method"]) & (board.task == cfg.task.name) & (board.probe == cfg.probe.name)]
     for r in mine.itertuples():
         log.info(
             "%s level %s: PSNR %.2f +- %.2f dB, SSIM %.4f, %.2fs/image over %d images (eval %.0fs)",

@@ -28,6 +28,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from regbench.core.labels import method_label
 from regbench.training import checkpoints
 from regbench.results import leaderboard
 from regbench.results import references
@@ -135,10 +136,11 @@ class WandbLogger:
     # -- one combination ------------------------------------------------------
     def combination(self, cfg: DictConfig, rows: list[dict], board) -> None:
         common = rows[0] if rows else {}
-        label = label_of(cfg.method.name, cfg.task.name, cfg.probe.name)
+        label = label_of(method_label(cfg), cfg.task.name, cfg.probe.name)
         config = OmegaConf.to_container(cfg, resolve=True)
         init = {"name": label, "job_type": "combination", "config": config,
-                "tags": [cfg.method.name, cfg.task.name, cfg.probe.name, cfg.profile.name]}
+                "tags": [cfg.method.name, cfg.task.name, cfg.probe.name, cfg.profile.name,
+                         *([f"training={common['training']}"] if common.get("training") not in (None, "none") else [])]}
 
         def write(run):
             import wandb

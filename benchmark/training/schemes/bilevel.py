@@ -1,10 +1,10 @@
 """Bilevel training of a smooth regularizer on denoising (`bilevel_ift`, `bilevel_jfb`).
 
-Each step draws clean patches x and noisy y = x + sigma n, solves the lower-level problem
+Each step solves the lower-level problem
     x*(theta) = argmin_z 1/2 ||z - y||^2 + lam R_theta(z)
-near convergence without gradients (APG, step 1 / (1 + lam L_R)), and descends the upper-level
-loss ||x* - x||^2 / n in theta (the regularizer's parameters and its learned hyperparameters,
-log-parametrized: `lam`, and e.g. the ridge regularizers' `mu`):
+for a batch of noisy patches near convergence without gradients (APG, step 1 / (1 + lam L_R)),
+and descends the upper-level loss ||x* - x||^2 / n in theta (the regularizer's parameters and its
+learned hyperparameters):
   - `bilevel_ift`: the exact hypergradient at the minimizer by the implicit function theorem,
     d loss/d theta = -(d residual/d theta)^T v with (I + lam Hess R(x*)) v = d loss/d x*, the
     Hessian system solved by CG (the method's `hessian_operator` when it has one, else
@@ -17,79 +17,39 @@ from exploiting early stopping.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from regbench.solvers.apg import apg
 from regbench.solvers.options import SolverOptions
-from regbench.training.loop import TrainingLoop, psnr_of_mse
-from regbench.training.schemes.base import Scheme
+from regbench.training.schemes.regularizer import DIFFERENTIABLE, RegularizerScheme, mse_metrics
 
 
-class Bilevel(Scheme):
-    needs = ("gradient", "parameters")
+class Bilevel(RegularizerScheme):
+    learns = ("*",)
     implicit = True
 
-    def train(self, method, patches, settings: dict, progress: bool = True, label: str = "") -> dict:
-        steps, batch, size = int(settings["steps"]), int(settings["batch"]), int(settings["patch"])
-        sigma = float(settings["sigma"]) / 255.0
+    def batch_loss(self, method, x, y, hyper, values, settings, gen) -> dict:
         inner = dict(max_iter=int(settings["inner_iters"]), tol=float(settings["inner_tol"]), restart=True)
-        compiled = bool(settings.get("compile", False))
-        cg_iters = int(settings.get("cg_iters", 20))
-        learned = {k: torch.nn.Parameter(torch.tensor(math.log(method.hp[k]))) for k in method.learned_hyperparameters}
-        lr = float(settings["lr"])
-        groups = method.parameter_groups(lr, settings)
-        scalars = [p for p in learned.values()]
-        opt = torch.optim.Adam([*groups, {"params": scalars, "lr": lr * float(settings.get("scalar_lr_factor", 10.0))}])
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
-        noise = torch.Generator().manual_seed(int(settings.get("seed", 0)) + 1)
-        loop = TrainingLoop(
-            label or self.name,
-            steps,
-            opt,
-            sched,
-            settings,
-            progress,
-            show=("psnr", "lipschitz"),
-            model=method,
-            noise=noise,
-            patches=patches,
-            **{f"log_{k}": p for k, p in learned.items()},
-        )
-        solve_options = SolverOptions(compile=compiled, track_energy=False)
-        train_options = SolverOptions(compile=False, track_energy=False)
-
-        def step(k: int) -> dict:
-            x = patches.sample(batch, size)
-            y = x + sigma * torch.randn(x.shape, generator=noise).to(x)
-            hyper = {**method.hp, **{name: p.exp() for name, p in learned.items()}}
-            values = {name: v.item() if torch.is_tensor(v) else float(v) for name, v in hyper.items()}
-            lam, lam_v = hyper["lam"], values["lam"]
+        lam, lam_v = hyper["lam"], values["lam"]
+        with torch.no_grad():
+            options = SolverOptions(compile=bool(settings.get("compile", False)), track_energy=False)
+            frozen = method.regularizer(values, options, y)
+            lip = 1.0 + lam_v * frozen.lipschitz
+            x_star, _ = apg(y, lambda z: z - y + lam_v * frozen.grad(z), lipschitz=lip, **inner)
+        reg = method.regularizer(hyper, DIFFERENTIABLE, x_star)  # differentiable in theta
+        residual = x_star - y + lam * reg.grad(x_star)
+        if self.implicit:
+            x_leaf = x_star.detach().requires_grad_(True)
+            (dloss,) = torch.autograd.grad(F.mse_loss(x_leaf, x), x_leaf)
             with torch.no_grad():
-                frozen = method.regularizer(values, solve_options, y)
-                lip = 1.0 + lam_v * frozen.lipschitz
-                x_star, _ = apg(y, lambda z: z - y + lam_v * frozen.grad(z), lipschitz=lip, **inner)
-            reg = method.regularizer(hyper, train_options, x_star)  # differentiable in theta
-            residual = x_star - y + lam * reg.grad(x_star)
-            if self.implicit:
-                x_leaf = x_star.detach().requires_grad_(True)
-                (dloss,) = torch.autograd.grad(F.mse_loss(x_leaf, x), x_leaf)
-                with torch.no_grad():
-                    v = conjugate_gradient(hessian_system(method, x_star, lam_v, values), dloss, cg_iters)
-                loss = F.mse_loss(x_star, x).detach()
-                (-(residual * v).sum()).backward()
-            else:
-                loss = F.mse_loss(x_star - residual / lip, x)
-                loss.backward()
-            mse = loss.item()
-            return {"loss": mse, "lipschitz": lip, **{name: values[name] for name in learned}, "psnr": psnr_of_mse(mse)}
-
-        log = loop.run(step)
-        for name, p in learned.items():  # learned with the weights: the checkpoint carries them
-            method.hp[name] = p.exp().item()
-        return {**log, "final_lipschitz": loop.history["lipschitz"][-1] if steps else None}
+                v = conjugate_gradient(hessian_system(method, x_star, lam_v, values), dloss, int(settings["cg_iters"]))
+            loss = F.mse_loss(x_star, x).detach()
+            (-(residual * v).sum()).backward()
+        else:
+            loss = F.mse_loss(x_star - residual / lip, x)
+            loss.backward()
+        return mse_metrics(loss, lipschitz=lip)
 
 
 class ImplicitBilevel(Bilevel):
