@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from regbench.core.hashing import config_hash, portable
 from regbench.core.plugins import REPO_ROOT
-from regbench.core.registry import known, method_config, training_yaml
+from regbench.core.registry import compose, known, method_config, training_yaml
 from regbench.results.store import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,12 @@ def training_spec(method_cfg: DictConfig, profile: str, seed: int, training: Dic
         model = {"module": module, **model[module]}
     if train.get("init") is not None:
         # warm start: the key of the weights training starts from is part of this one's
-        starts_from = training_spec(init_config(method_cfg).method, profile, seed)
+        other = compose([f"method={train['init']}", f"profile={profile}", f"seed={seed}"]).method
+        if other.get("train") is None:
+            raise ValueError(
+                f"method {method_cfg.name!r}: train.init={train['init']!r} names a method with nothing trained"
+            )
+        starts_from = training_spec(other, profile, seed)
         train["init"] = {"method": train["init"], "key": checkpoint_key(starts_from)}
     return {
         "method": name,
@@ -107,21 +112,16 @@ def scheme_settings(method: str, default: str | None, training: DictConfig | Non
     return settings.pop("name"), settings
 
 
-def init_config(method_cfg: DictConfig) -> DictConfig:
-    """The full config of the method named by `train.init` (same profile, data and seed):
-    its YAML in place of this method's, under a copy of this config's root."""
-    name = method_cfg.train.init
-    root = method_cfg._get_root()
-    if root is method_cfg or "profile" not in root:
-        raise ValueError(
-            f"method {method_cfg.name!r}: train.init needs the method config inside a full regbench config"
-        )
-    other = root.copy()
+def init_config(cfg: DictConfig) -> DictConfig:
+    """The full config of the method named by this run's `train.init` (same profile, data, seed and
+    folders): its YAML in place of this run's method, trained under its own scheme."""
+    name = cfg.method.train.init
+    other = cfg.copy()
     OmegaConf.set_struct(other, False)
     other.method = method_config(name)
     other.training = None  # the other method trains under its own scheme
     if other.method.get("train") is None:
-        raise ValueError(f"method {method_cfg.name!r}: train.init={name!r} names a method with nothing trained")
+        raise ValueError(f"method {cfg.method.name!r}: train.init={name!r} names a method with nothing trained")
     return other
 
 

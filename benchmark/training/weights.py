@@ -74,7 +74,7 @@ def warm_start(cfg: DictConfig, method, device: torch.device, spec: dict) -> Non
     a valid checkpoint for the other's key is used (`make train-release` has just released it)."""
     if not spec["train"].get("init"):
         return
-    other_cfg = checkpoints.init_config(cfg.method)
+    other_cfg = checkpoints.init_config(cfg)
     other_cfg.retrain = False
     other = build(other_cfg.method.model).to(device)
     prepare_weights(other_cfg, other, device)
