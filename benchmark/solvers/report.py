@@ -47,6 +47,3 @@ class SolveReport:
                 raise ValueError(f"solve info: unknown field(s) {sorted(unknown)}; known: {sorted(names)}")
             return cls(**info)
         raise TypeError(f"a reconstruction returns (x, SolveReport or dict), got {type(info).__name__} as its info")
-
-    def replace(self, **changes) -> "SolveReport":
-        return dataclasses.replace(self, **changes)

@@ -18,7 +18,7 @@ from regbench.core.locks import file_lock
 from regbench.core.provenance import device_name, git_rev
 from regbench.datasets.patches import PatchSampler
 from regbench.training import checkpoints
-from regbench.training.schemes import load_scheme
+from regbench.training.schemes import scheme_for
 
 log = logging.getLogger("regbench")
 SWEEP_STARTED = "REGBENCH_SWEEP_STARTED"
@@ -38,10 +38,7 @@ def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> d
         "snapshot": str(snapshot_path(cfg, spec)),
         "snapshot_every_s": float(cfg.snapshot_every_s),
     }
-    scheme = load_scheme(spec["training"])
-    why = scheme.incompatibility(method)
-    if why:
-        raise ValueError(f"{cfg.method.name}: {why}")
+    scheme = scheme_for(cfg.method.name, spec, method)
     label = f"{checkpoints.weights_name(spec)} ({spec['training']})"
     train_log = scheme.train(method, patches, budget, progress=cfg.progress, label=label)
     minutes = float(train_log.pop("minutes", 0.0))

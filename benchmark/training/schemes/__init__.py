@@ -6,6 +6,6 @@ command line picks another (`training=bilevel_jfb`). The smooth-regularizer sche
 score matching) share regbench.training.schemes.regularizer.
 """
 
-from regbench.training.schemes.base import NEEDS, Scheme, load_scheme, seeded_init
+from regbench.training.schemes.base import NEEDS, Scheme, load_scheme, scheme_for, seeded_init
 
-__all__ = ["NEEDS", "Scheme", "load_scheme", "seeded_init"]
+__all__ = ["NEEDS", "Scheme", "load_scheme", "scheme_for", "seeded_init"]

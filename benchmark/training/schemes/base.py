@@ -77,6 +77,16 @@ def load_scheme(name: str) -> Scheme:
     return scheme
 
 
+def scheme_for(method_name: str, spec: dict, method) -> Scheme:
+    """The scheme that trains `spec` (a checkpoint spec), checked against `method`: an incompatible
+    pair is a ValueError that says in one line what the method lacks."""
+    scheme = load_scheme(spec["training"])
+    why = scheme.incompatibility(method)
+    if why:
+        raise ValueError(f"method {method_name} x training {spec['training']}: {why}")
+    return scheme
+
+
 def seeded_init(module: torch.nn.Module, seed: int) -> None:
     """Redraw the weights (and biases) of every convolution and linear layer from PyTorch's
     default init (kaiming-uniform, a=sqrt(5)) with a seeded generator: training is then

@@ -26,10 +26,9 @@ from regbench.training.schemes.regularizer import DIFFERENTIABLE, RegularizerSch
 
 
 class Bilevel(RegularizerScheme):
-    learns = ("*",)
     implicit = True
 
-    def batch_loss(self, method, x, y, hyper, values, settings, gen) -> dict:
+    def batch_loss(self, method, x, y, hyper, values, settings) -> dict:
         inner = dict(max_iter=int(settings["inner_iters"]), tol=float(settings["inner_tol"]), restart=True)
         lam, lam_v = hyper["lam"], values["lam"]
         with torch.no_grad():
@@ -67,7 +66,7 @@ def hessian_system(method, x: torch.Tensor, lam: float, hyper: dict):
         return own(x, lam, hyper)
     with torch.enable_grad():
         point = x.detach().requires_grad_(True)
-        grad = method.regularizer(hyper, SolverOptions(), point).grad(point)
+        grad = method.regularizer(hyper, DIFFERENTIABLE, point).grad(point)
 
     def apply(v):
         with torch.enable_grad():

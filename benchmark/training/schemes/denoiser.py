@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from regbench.training.loop import TrainingLoop
+from regbench.training.loop import TrainingLoop, psnr_of_mse
 from regbench.training.schemes.base import Scheme, seeded_init
 
 
@@ -68,7 +68,7 @@ class DenoiserTraining(Scheme):
             else:
                 loss = err.mean()
             loss.backward()
-            return {"loss": loss.item(), "psnr": float(-10 * torch.log10(err.detach().mean().clamp_min(1e-12)))}
+            return {"loss": loss.item(), "psnr": psnr_of_mse(err.detach().mean().item())}
 
         model.train()
         log = loop.run(step)

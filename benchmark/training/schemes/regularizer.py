@@ -22,26 +22,17 @@ DIFFERENTIABLE = SolverOptions(compile=False, track_energy=False)  # R's gradien
 
 class RegularizerScheme(Scheme):
     needs = ("gradient", "parameters")
-    learns = ("lam",)  # hyperparameters this scheme can learn (of the method's learned ones)
     show = ("psnr", "lipschitz")
 
-    def learned(self, method) -> dict[str, torch.nn.Parameter]:
-        names = [k for k in method.learned_hyperparameters if k in self.learns or "*" in self.learns]
-        return {k: torch.nn.Parameter(torch.tensor(math.log(method.hp[k]))) for k in names}
-
-    def batch_loss(self, method, x, y, hyper: dict, values: dict, settings: dict, gen: torch.Generator) -> dict:
-        """Loss of one batch (clean x, noisy y; `hyper`: tensors, `values`: their floats; `gen`: the scheme's
-        random draws): calls backward, returns the metrics (`loss`, and what the progress bar shows)."""
+    def batch_loss(self, method, x, y, hyper: dict, values: dict, settings: dict) -> dict:
+        """Loss of one batch (clean x, noisy y; `hyper`: tensors, `values`: their floats): calls backward,
+        returns the metrics (`loss`, and what the progress bar shows)."""
         raise NotImplementedError
-
-    def finish(self, method, patches, settings: dict) -> dict:
-        """After the steps: anything the scheme sets from the trained weights; returns log entries."""
-        return {}
 
     def train(self, method, patches, settings: dict, progress: bool = True, label: str = "") -> dict:
         steps, batch, size = int(settings["steps"]), int(settings["batch"]), int(settings["patch"])
         sigma = float(settings["sigma"]) / 255.0
-        learned = self.learned(method)
+        learned = {k: torch.nn.Parameter(torch.tensor(math.log(method.hp[k]))) for k in method.learned_hyperparameters}
         lr = float(settings["lr"])
         scalars = {"params": list(learned.values()), "lr": lr * float(settings.get("scalar_lr_factor", 10.0))}
         opt = torch.optim.Adam([*method.parameter_groups(lr, settings), *([scalars] if learned else [])])
@@ -66,14 +57,14 @@ class RegularizerScheme(Scheme):
             y = x + sigma * torch.randn(x.shape, generator=noise).to(x)
             hyper = {**method.hp, **{name: p.exp() for name, p in learned.items()}}
             values = {name: v.item() if torch.is_tensor(v) else float(v) for name, v in hyper.items()}
-            metrics = self.batch_loss(method, x, y, hyper, values, settings, noise)
+            metrics = self.batch_loss(method, x, y, hyper, values, settings)
             return {**metrics, **{name: values[name] for name in learned}}
 
         log = loop.run(step)
         for name, p in learned.items():  # learned with the weights: the checkpoint carries them
             method.hp[name] = p.exp().item()
         extra = {"final_lipschitz": loop.history["lipschitz"][-1]} if steps and "lipschitz" in loop.history else {}
-        return {**log, **extra, **self.finish(method, patches, settings)}
+        return {**log, **extra}
 
 
 def mse_metrics(loss: torch.Tensor, **more) -> dict:

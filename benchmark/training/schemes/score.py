@@ -15,10 +15,9 @@ from regbench.training.schemes.regularizer import DIFFERENTIABLE, RegularizerSch
 
 
 class ScoreMatching(RegularizerScheme):
-    learns = ("*",)
     show = ("psnr",)
 
-    def batch_loss(self, method, x, y, hyper, values, settings, gen) -> dict:
+    def batch_loss(self, method, x, y, hyper, values, settings) -> dict:
         reg = method.regularizer(hyper, DIFFERENTIABLE, y)
         loss = F.mse_loss(y - hyper["lam"] * reg.grad(y), x)
         loss.backward()
