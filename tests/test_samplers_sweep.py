@@ -1,4 +1,4 @@
-"""Every registered method through the smoke sweep (experiment=methods); samplers once per seed."""
+"""Every registered method through the smoke default sweep (= experiment=methods); samplers once per seed."""
 
 import json
 
@@ -10,17 +10,13 @@ from regbench.core.registry import known
 
 
 @pytest.fixture(scope="module")
-def methods_sweep(tmp_path_factory):
-    root = tmp_path_factory.mktemp("methods")
-    proc = run_cli(
-        "-m", "experiment=methods", "profile=smoke", f"out={root / 'out'}", "progress=false", cache=root / "cache"
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return root / "out"
+def methods_sweep(smoke_sweep):
+    """experiment=methods is experiment=default under its own name: the session's smoke sweep serves."""
+    return smoke_sweep["out"]
 
 
 def test_diffpir_and_dps_share_one_trained_diffusion_prior(methods_sweep):
-    cache = methods_sweep.parent / "cache"  # run_cli's checkpoint cache for this sweep
+    cache = methods_sweep.parent / "cache"  # the smoke sweep's checkpoint cache
     trained = sorted(p.name.split("-")[0] for p in (cache / "checkpoints").glob("*.pt"))
     assert trained.count("diffusion_prior") == 1 and "diffpir" not in trained and "dps" not in trained
     rows = pd.read_parquet(methods_sweep / "results.parquet")
