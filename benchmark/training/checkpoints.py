@@ -42,8 +42,9 @@ def training_spec(method_cfg: DictConfig, profile: str, seed: int, training: Dic
 
     `training`: the scheme's config (configs/training/<name>.yaml, the run's `training`), or None
     for the method's own (`train.scheme`). The training settings are the scheme's, then the
-    method's `train:` keys over them, then the profile's budget (the scheme's, the method's
-    `train.budget.<profile>` key by key over it).
+    method's `train:` keys over them, then the profile's budget (the scheme's, and under the
+    method's own scheme its `train.budget.<profile>` key by key over it: a budget is sized for
+    one scheme's steps).
     A method whose YAML says `train.weights: {name, module}` trains only its submodule
     `module` and keys it under `name`: methods that share a network and its training
     (DiffPIR and DPS share one diffusion prior) share one checkpoint.
@@ -55,8 +56,11 @@ def training_spec(method_cfg: DictConfig, profile: str, seed: int, training: Dic
     train = OmegaConf.to_container(method_cfg.train, resolve=True)
     budgets = train.pop("budget", None) or {}
     shared = train.pop("weights", None)
-    scheme_name, scheme = scheme_settings(method_cfg.name, train.pop("scheme", None), training)
+    own_scheme = train.pop("scheme", None)
+    scheme_name, scheme = scheme_settings(method_cfg.name, own_scheme, training)
     scheme_budgets = scheme.pop("budget", None) or {}
+    if scheme_name != own_scheme:  # the method's budget is sized for its own scheme
+        budgets = {}
     if profile not in budgets and profile not in scheme_budgets:
         known = sorted({*budgets, *scheme_budgets})
         raise ValueError(

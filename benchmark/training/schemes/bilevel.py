@@ -28,7 +28,7 @@ from regbench.training.schemes.regularizer import DIFFERENTIABLE, RegularizerSch
 class Bilevel(RegularizerScheme):
     implicit = True
 
-    def batch_loss(self, method, x, y, hyper, values, settings) -> dict:
+    def batch_loss(self, method, x, y, hyper, values, settings, draws) -> dict:
         inner = dict(max_iter=int(settings["inner_iters"]), tol=float(settings["inner_tol"]), restart=True)
         lam, lam_v = hyper["lam"], values["lam"]
         with torch.no_grad():

@@ -1,4 +1,4 @@
-"""What every training scheme of a smooth regularizer shares (bilevel, score matching).
+"""What every training scheme of a smooth regularizer shares (bilevel, score matching, adversarial).
 
 The regularizer's parameters (the method's `parameter_groups`) and its learned hyperparameters
 (`learned_hyperparameters`, log-parametrized: `lam` and e.g. the ridge regularizers' `mu`, at
@@ -24,8 +24,9 @@ class RegularizerScheme(Scheme):
     needs = ("gradient", "parameters")
     show = ("psnr", "lipschitz")
 
-    def batch_loss(self, method, x, y, hyper: dict, values: dict, settings: dict) -> dict:
-        """Loss of one batch (clean x, noisy y; `hyper`: tensors, `values`: their floats): calls backward,
+    def batch_loss(self, method, x, y, hyper: dict, values: dict, settings: dict, draws: torch.Generator) -> dict:
+        """Loss of one batch (clean x, noisy y; `hyper`: tensors, `values`: their floats; `draws`: the
+        generator for the scheme's own random draws, snapshotted with the run): calls backward,
         returns the metrics (`loss`, and what the progress bar shows)."""
         raise NotImplementedError
 
@@ -57,7 +58,7 @@ class RegularizerScheme(Scheme):
             y = x + sigma * torch.randn(x.shape, generator=noise).to(x)
             hyper = {**method.hp, **{name: p.exp() for name, p in learned.items()}}
             values = {name: v.item() if torch.is_tensor(v) else float(v) for name, v in hyper.items()}
-            metrics = self.batch_loss(method, x, y, hyper, values, settings)
+            metrics = self.batch_loss(method, x, y, hyper, values, settings, noise)
             return {**metrics, **{name: values[name] for name in learned}}
 
         log = loop.run(step)

@@ -17,7 +17,7 @@ from regbench.training.schemes.regularizer import DIFFERENTIABLE, RegularizerSch
 class ScoreMatching(RegularizerScheme):
     show = ("psnr",)
 
-    def batch_loss(self, method, x, y, hyper, values, settings) -> dict:
+    def batch_loss(self, method, x, y, hyper, values, settings, draws) -> dict:
         reg = method.regularizer(hyper, DIFFERENTIABLE, y)
         loss = F.mse_loss(y - hyper["lam"] * reg.grad(y), x)
         loss.backward()
