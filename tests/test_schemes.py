@@ -1,9 +1,13 @@
 """Training schemes are parts of their own: any compatible method trains under any of them, an
 incompatible pair fails before a sweep starts, and the scheme is part of the checkpoint key."""
 
+import subprocess
+import sys
+
+import pandas as pd
 import pytest
 import torch
-from conftest import compose
+from conftest import compose, run_cli
 
 from regbench.cli.precheck import check_sweep
 from regbench.core.labels import method_label
@@ -14,6 +18,7 @@ from regbench.datasets.images import center_crop
 from regbench.datasets.patches import PatchSampler
 from regbench.evaluation.runner import combination_key
 from regbench.methods.ridge import WCRR
+from regbench.results.leaderboard import aggregate, to_markdown, training_table
 from regbench.solvers.apg import apg
 from regbench.solvers.options import SolverOptions
 from regbench.training import checkpoints
@@ -105,3 +110,63 @@ def test_every_regularizer_scheme_improves_the_same_architecture(scheme, denoisi
     assert after > before + 0.5, (scheme, before, after)
     assert len(log["history"]["loss"]) == 25 and set(log["history"]) >= {"lam", "mu"}
     assert set(log["history"]) >= ({"gap", "penalty"} if scheme.startswith("adversarial") else {"psnr"})
+
+
+def _rows(method: str, training: str, psnrs: list[float], probe: str = "nominal") -> list[dict]:
+    return [
+        {"task": "denoise_bsd68", "probe": probe, "level": 0, "method": method, "training": training,
+         "image_id": str(i), "psnr": p, "ssim": 0.5, "seconds": 1.0, "iterations": 10, "params": 100,
+         "train_minutes": 1.0, "converged": True, "status": "ok"}
+        for i, p in enumerate(psnrs)
+    ]  # fmt: skip
+
+
+def test_the_method_x_training_table_crosses_architectures_with_schemes():
+    rows = pd.DataFrame(
+        _rows("wcrr", "bilevel_ift", [28.0, 29.0])
+        + _rows("wcrr+bilevel_ift", "bilevel_ift", [10.0, 10.0])  # own scheme, changed settings: the default wins
+        + _rows("wcrr+score", "score", [27.0, 28.0])
+        + _rows("crr", "bilevel_ift", [27.5, 27.5])
+        + _rows("crr+score", "score", [20.0, 20.0], probe="noise_sweep")  # level 0 of another probe
+        + _rows("tv", "none", [26.0, 26.0])
+    )
+    board = aggregate(rows)
+    table = training_table(board).set_index("method")
+    assert list(table.columns) == ["task", "bilevel_ift", "score"] and set(table.index) == {"crr", "wcrr"}
+    assert table.loc["wcrr", "bilevel_ift"] == 28.5 and table.loc["wcrr", "score"] == 27.5
+    assert table.loc["crr", "score"] == 20.0
+    markdown = to_markdown(board)
+    assert "## Method x training" in markdown
+    assert "| denoise_bsd68 | wcrr     | 28.50         | 27.50   |" in markdown
+    assert training_table(aggregate(rows[rows.training != "score"])).empty  # one scheme each: nothing to cross
+    own_schemes = rows[rows.method.isin(["wcrr", "tv"])].assign(  # two methods, each under its own scheme
+        method=["wcrr", "wcrr", "pnp", "pnp"], training=["bilevel_ift"] * 2 + ["denoiser_mse"] * 2
+    )
+    assert training_table(aggregate(own_schemes)).empty
+
+
+@pytest.mark.slow
+def test_training_schemes_experiment_fills_the_table_in_leaderboard_report_and_wandb(tmp_path):
+    from test_wandb import no_credentials_env, read_run, table
+
+    out = tmp_path / "out"
+    proc = run_cli(
+        "-m", "experiment=training_schemes", "profile=smoke", f"out={out}", "progress=false", "logger=wandb",
+        cache=tmp_path / "cache", env=no_credentials_env(tmp_path / "home"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = pd.read_parquet(out / "results.parquet")
+    schemes = ["adversarial", "adversarial_local", "bilevel_ift", "bilevel_jfb", "score"]
+    assert sorted(rows.training.unique()) == schemes and rows.psnr.notna().all()
+    others = {f"{m}+{s}" for m in ("crr", "wcrr") for s in schemes if s != "bilevel_ift"}  # not their own scheme
+    assert set(rows.method) == {"crr", "wcrr"} | others
+    expected = training_table(aggregate(rows)).set_index("method")
+    assert expected[schemes].notna().all().all() and set(expected.index) == {"crr", "wcrr"}
+    assert expected.loc["wcrr", "score"] == pytest.approx(rows[rows.method == "wcrr+score"].psnr.mean())
+    assert "## Method x training" in (out / "leaderboard.md").read_text()
+    report = subprocess.run([sys.executable, "-m", "regbench", "report", str(out)], capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "<h3>Method x training</h3>" in (out / "report.html").read_text()
+    (board_run,) = [r for r in map(read_run, (out / "wandb").glob("offline-run-*")) if r["job_type"] == "leaderboard"]
+    logged = table(board_run, "method_x_training").set_index("method")
+    assert logged.loc["wcrr", "adversarial"] == pytest.approx(expected.loc["wcrr", "adversarial"])

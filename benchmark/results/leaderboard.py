@@ -33,6 +33,7 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
         converged_frac=("converged", "mean"),
         n_failed=("failed", "sum"),
         **({"variant": ("variant", "first")} if "variant" in rows else {}),
+        **({"training": ("training", "first")} if "training" in rows else {}),
         **{c: (c, "mean") for c in OPTIONAL_MEANS if c in rows},
     ).reset_index()
     board[["psnr_std", "ssim_std"]] = board[["psnr_std", "ssim_std"]].fillna(0.0)
@@ -74,6 +75,13 @@ def to_markdown(board: pd.DataFrame) -> str:
             if column in part and part[column].notna().any():
                 table[name] = part[column].map(lambda v: f"{v:.4f}")
         lines += [table.to_markdown(index=False), ""]
+    crossed = training_table(board)
+    if not crossed.empty:
+        lines += ["## Method x training", "",
+                  "PSNR (dB) on the nominal task: one line per architecture, one column per training scheme "
+                  "(–: the pair was not run).", "",
+                  crossed.map(lambda v: ("–" if v != v else f"{v:.2f}") if isinstance(v, float) else v)
+                  .to_markdown(index=False, disable_numparse=True), ""]
     summary = probe_summary(board)
     if not summary.empty:
         lines += ["## Probe summaries", "",
@@ -142,3 +150,22 @@ def probe_table(board: pd.DataFrame, probe: str) -> pd.DataFrame:
     table = pd.concat(wide, axis=1).reset_index()
     first = f"psnr@{min(part['level'].unique(), key=abs)}"  # sort by the level closest to nominal
     return table.sort_values(["task", first], ascending=[True, False], ignore_index=True)
+
+
+def training_table(board: pd.DataFrame) -> pd.DataFrame:
+    """Method x training: one line per task x architecture (a label's part before `+`), one column per
+    training scheme, cells the nominal PSNR mean (level 0; the `nominal` probe's where several probes
+    ran). Empty unless some architecture was trained under more than one scheme."""
+    if board.empty or "training" not in board:
+        return pd.DataFrame()
+    part = board[(board["level"] == 0) & board["training"].notna() & (board["training"] != "none")]
+    part = part.assign(architecture=part["method"].str.split("+").str[0])
+    if not (part.groupby(["task", "architecture"])["training"].nunique() > 1).any():
+        return pd.DataFrame()
+    part = part.assign(relabelled=part["method"].str.contains("+", regex=False),  # the YAML's training first
+                       later_probe=part["probe"] != "nominal")
+    part = part.sort_values(["relabelled", "later_probe"]).drop_duplicates(["task", "architecture", "training"])
+    wide = part.pivot(index=["task", "architecture"], columns="training", values="psnr_mean")
+    wide = wide[sorted(wide.columns)].reset_index().rename(columns={"architecture": "method"})
+    wide.columns.name = None
+    return wide

@@ -128,6 +128,17 @@ def overall_table(overall: pd.DataFrame) -> str:
     return table(columns, rows, "nominal task; click a header to sort; gap = regbench minus published")
 
 
+def training_html(crossed: pd.DataFrame) -> str:
+    """The method x training table: PSNR per architecture and scheme, each line's best marked."""
+    schemes = [c for c in crossed.columns if c not in ("task", "method")]
+    rows = []
+    for r in crossed.to_dict("records"):
+        best = max((r[s] for s in schemes if not is_nan(r[s])), default=None)
+        rows.append([(esc(r["method"]), None)]
+                    + [(fmt(r[s]) or "–", r[s], "best" if r[s] == best else "") for s in schemes])
+    return table(["method", *schemes], rows, "PSNR (dB) on the nominal task; –: the pair was not run")
+
+
 def probe_html(part: pd.DataFrame, probe: str) -> str:
     wide = leaderboard.probe_table(part, probe)
     columns = [c for c in wide.columns if c not in ("task",)]
@@ -333,6 +344,9 @@ def render(folders: list[Path], rows: pd.DataFrame, plots: dict[str, bytes] | No
         order = list(overall["method"])
         body.append(f'<h2 id="task-{esc(task)}">{esc(task)}</h2><h3>Leaderboard</h3>{overall_table(overall)}')
         part = board[board["task"] == task]
+        crossed = leaderboard.training_table(part)
+        if not crossed.empty:
+            body.append(f"<h3>Method x training</h3>{training_html(crossed)}")
         for probe in sorted(part["probe"].unique(), key=nominal_first):
             probe_part = part[part["probe"] == probe]
             levels = sorted(probe_part["level"].unique())

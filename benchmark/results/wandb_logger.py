@@ -213,6 +213,9 @@ class WandbLogger:
             import wandb
 
             tables = {"leaderboard": wandb.Table(dataframe=overall[OVERALL_COLUMNS])}
+            crossed = leaderboard.training_table(board)
+            if not crossed.empty:
+                tables["method_x_training"] = wandb.Table(dataframe=crossed)
             for probe in sorted(board["probe"].unique()):
                 tables[f"probe_{probe}"] = wandb.Table(dataframe=leaderboard.probe_table(board, probe))
             run.log(tables)
