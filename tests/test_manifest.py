@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO, compose
 
 from regbench.training import checkpoints
-from regbench.training.release import released_methods
+from regbench.training.release import released_methods, released_pairs
 
 WEIGHTS = REPO / "results" / "weights"
 
@@ -22,15 +22,25 @@ def _config_name(entry: dict) -> str:
 
 
 def test_every_trainable_default_method_has_a_released_checkpoint():
-    released = {_config_name(entry) for entry in _manifest().values()}
+    released = {_config_name(entry) for entry in _manifest().values() if not _overrides(entry)}
     assert set(released_methods()) <= released
 
 
+def _overrides(entry: dict) -> list[str]:
+    return entry.get("calibration", {}).get("overrides", [])
+
+
+def test_released_pairs_are_the_default_methods_then_the_schemes_experiment():
+    pairs = released_pairs()
+    assert pairs[: len(released_methods())] == [(m, None) for m in released_methods()]
+    assert ("wcrr", "score") in pairs and ("crr", "adversarial") in pairs and ("crr", "bilevel_ift") not in pairs
+
+
 @pytest.mark.parametrize("key", sorted(_manifest()) if (WEIGHTS / checkpoints.MANIFEST).exists() else [])
-def test_manifest_entry_matches_its_current_default_config_and_file(key):
+def test_manifest_entry_matches_its_current_config_and_file(key):
     entry = _manifest()[key]
-    cfg = compose(f"method={_config_name(entry)}", "profile=cpu")
-    spec = checkpoints.training_spec(cfg.method, "cpu", cfg.seed)
+    cfg = compose(f"method={_config_name(entry)}", "profile=cpu", *_overrides(entry))
+    spec = checkpoints.run_spec(cfg)
     assert checkpoints.checkpoint_key(spec) == key, f"{entry['file']} is stale: run `make train-release`"
     assert entry["spec"] == spec
     blob = (WEIGHTS / entry["file"]).read_bytes()

@@ -1,11 +1,12 @@
-"""`make train-release`: retrain every trainable method of the default sweep in the
-cpu profile and write results/weights/ (checkpoints + MANIFEST.json).
+"""`make train-release`: retrain every trainable method of the default sweep, and every
+(method, training scheme) pair of experiment=training_schemes, in the cpu profile and write
+results/weights/ (checkpoints + MANIFEST.json).
 
 Each manifest entry records the method's training spec (whose hash is the
 checkpoint key), training data, seed, git revision, device, training minutes
 and the calibration PSNR on the default task; the calibration itself is released into
 CALIBRATIONS.json (benchmark/calibration/cache.py). Usage:
-    regbench train-release [method=crr] [profile=cpu] [from_cache=true]
+    regbench train-release [method=crr] [training=score] [profile=cpu] [from_cache=true]
 
 from_cache=true releases the checkpoint a `make benchmark` run already trained
 into the cache for the same key (same spec, so the same weights it would train
@@ -20,7 +21,7 @@ from regbench.calibration import cache as calibrations
 from regbench.calibration.fit import fit_hyperparameters
 from regbench.core.device import resolve_device
 from regbench.core.instantiate import build
-from regbench.core.registry import compose, method_yaml, sweep_members
+from regbench.core.registry import compose, method_yaml, sweep_members, sweep_params
 from regbench.solvers.options import reconstruct_options
 from regbench.training import checkpoints
 from regbench.training.weights import cpu_state, snapshot_path, train_method
@@ -45,7 +46,20 @@ def released_methods() -> list[str]:
     return sorted(chosen, key=lambda m: (starts_from[m] is not None, chosen.index(m)))
 
 
+def released_pairs() -> list[tuple[str, str | None]]:
+    """(method, training) of every released checkpoint: the default sweep's methods under their own
+    scheme (None), then each pair of experiment=training_schemes under another scheme."""
+    pairs: list[tuple[str, str | None]] = [(m, None) for m in released_methods()]
+    axes = sweep_params("training_schemes")
+    for method in axes["method"]:
+        own = method_yaml(method).train.get("scheme")
+        pairs += [(method, scheme) for scheme in axes["training"] if scheme != own]
+    return pairs
+
+
 def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), from_cache: bool = False) -> dict:
+    """Train (or take from the cache) the checkpoint of `method` under `overrides` (e.g. `training=score`),
+    calibrate it on its default task and write both into results/weights/."""
     cfg = compose([f"method={method}", f"profile={profile}", "retrain=true", *overrides])
     spec = checkpoints.run_spec(cfg)
     key, name = checkpoints.checkpoint_key(spec), checkpoints.weights_name(spec)
@@ -74,6 +88,7 @@ def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), 
     hp, psnr, _ = fit_hyperparameters(cfg, model, task, device, key)
     entry["calibration"] = {
         "method": method,
+        "overrides": list(overrides),  # what composes this checkpoint's config besides method and profile
         "task": cfg.task.name,
         "hp": hp,
         "psnr": psnr,
@@ -92,8 +107,12 @@ def main(argv: list[str]) -> None:
     profile = next((a.split("=", 1)[1] for a in argv if a.startswith("profile=")), "cpu")
     from_cache = any(a == "from_cache=true" for a in argv)
     rest = tuple(a for a in argv if not a.startswith(("method=", "profile=", "from_cache=")))
-    for name in ",".join(methods).split(",") if methods else released_methods():
-        entry = release(name, profile, rest, from_cache)
+    if methods:
+        jobs = [(name, rest) for name in ",".join(methods).split(",")]
+    else:
+        jobs = [(name, (*([f"training={t}"] if t else []), *rest)) for name, t in released_pairs()]
+    for name, overrides in jobs:
+        entry = release(name, profile, overrides, from_cache)
         log.info(
             "%s: released %s (%.1f min, calibration %.2f dB)",
             name,

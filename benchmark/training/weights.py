@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from regbench.core.device import make_deterministic
 from regbench.core.hashing import config_hash, portable
 from regbench.core.instantiate import build
+from regbench.core.labels import method_label
 from regbench.core.locks import file_lock
 from regbench.core.provenance import device_name, git_rev
 from regbench.datasets.patches import PatchSampler
@@ -116,9 +117,9 @@ def prepare_weights(cfg: DictConfig, method, device: torch.device) -> dict:
             state, entry = found
             part.load_state_dict(state)
             method.to(device)
-            log.info("%s: using checkpoint %s (%s)", cfg.method.name, entry["file"], entry.get("device", "?"))
+            log.info("%s: using checkpoint %s (%s)", method_label(cfg), entry["file"], entry.get("device", "?"))
             return {"key": key, "train_minutes": float(entry.get("train_minutes", 0.0)), "training": spec["training"]}
-        log.info("%s: training (checkpoint key %s)", cfg.method.name, key)
+        log.info("%s: training (checkpoint key %s)", method_label(cfg), key)
         entry = train_method(cfg, method, device, spec)
         checkpoints.save(cfg, name, key, cpu_state(part), entry)
         snapshot_path(cfg, spec).unlink(missing_ok=True)
