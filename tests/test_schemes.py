@@ -170,3 +170,16 @@ def test_training_schemes_experiment_fills_the_table_in_leaderboard_report_and_w
     (board_run,) = [r for r in map(read_run, (out / "wandb").glob("offline-run-*")) if r["job_type"] == "leaderboard"]
     logged = table(board_run, "method_x_training").set_index("method")
     assert logged.loc["wcrr", "adversarial"] == pytest.approx(expected.loc["wcrr", "adversarial"])
+
+
+def test_the_schemes_command_shows_which_schemes_each_method_accepts():
+    from regbench.cli.schemes import compatibility
+
+    table, why = compatibility("smoke")
+    table = table.set_index("method")
+    assert "tv" not in table.index and {"crr", "wcrr", "deal", "pnp_drunet"} <= set(table.index)
+    smooth = ["adversarial", "adversarial_local", "bilevel_jfb", "score"]
+    assert (table.loc["wcrr", smooth] == "yes").all() and table.loc["wcrr", "bilevel_ift"] == "default"
+    assert table.loc["deal", "deal_unrolled"] == "default" and (table.loc["deal"].drop("deal_unrolled") == "-").all()
+    assert table.loc["pnp_drunet", "diffusion_edm"] == "yes" and table.loc["pnp_drunet", "score"] == "-"
+    assert "needs a noise-conditional denoiser" in why["crr x denoiser_mse"]

@@ -6,6 +6,7 @@ regbench perf out=DIR [methods=...]                            speed of solves a
 regbench train-release [method=...] [profile=cpu]              retrain the released checkpoints
 regbench release-calibrations method=... task=...              release cached calibrations
 regbench download-data [--root DIR]                            BSDS500 from its canonical URL
+regbench schemes [profile=smoke]                               which training schemes each method accepts
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def _download(argv: list[str]) -> int | None:
     return main(argv)
 
 
+def _schemes(argv: list[str]) -> int | None:
+    from regbench.cli.schemes import main
+
+    return main(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int | None]] = {
     "run": _run,
     "report": _report,
@@ -57,6 +64,7 @@ COMMANDS: dict[str, Callable[[list[str]], int | None]] = {
     "train-release": _train_release,
     "release-calibrations": _release_calibrations,
     "download-data": _download,
+    "schemes": _schemes,
 }
 
 
