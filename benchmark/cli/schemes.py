@@ -38,7 +38,9 @@ def compatibility(profile: str = "smoke") -> tuple[pd.DataFrame, dict[str, str]]
 
 def main(argv: list[str]) -> int:
     profile = next((a.split("=", 1)[1] for a in argv if a.startswith("profile=")), "smoke")
-    table, _ = compatibility(profile)
+    table, why = compatibility(profile)
     print(table.to_markdown(index=False))
-    print("\n-: the scheme needs what the method lacks (`regbench run method=M training=S` says what, in one line)")
+    print("\n-: the scheme needs what the method lacks:")
+    for pair, lacks in why.items():
+        print(f"  {pair}: {lacks}")
     return 0
