@@ -40,6 +40,13 @@ def compose(*overrides: str):
     return registry_compose(list(overrides))
 
 
+def run_of(*overrides: str):
+    """The typed `Run` of a composed config, as the command line resolves it."""
+    from regbench.core.spec import Run
+
+    return Run.from_config(compose(*overrides))
+
+
 def solve_with(method, y, physics, x0, hyper=None, **settings):
     """method.reconstruct with its own hyperparameters (`hyper` over them) and options from keywords:
     SolverOptions fields by name, the rest as the method's own settings (options.method)."""

@@ -114,7 +114,7 @@ def test_outward_search_stops_at_the_bounds():
 def test_calibration_solves_obey_the_profile_iteration_cap(tmp_path):
     """`+profile.calibrate.max_iter` reaches the calibration solves (and only them), and rows record calib_seconds."""
     import torch
-    from conftest import compose
+    from conftest import run_of
 
     from regbench.calibration.fit import fit_hyperparameters
     from regbench.core.instantiate import build
@@ -127,11 +127,11 @@ def test_calibration_solves_obey_the_profile_iteration_cap(tmp_path):
             self.seen.append(options.max_iter)
             return x0 / (1 + abs(math.log(hyper["lam"]))), {}  # best at lam = 1
 
-    cfg = compose("profile=smoke", f"cache_dir={tmp_path}", "+profile.calibrate.max_iter=7")
+    run = run_of("profile=smoke", f"cache_dir={tmp_path}", "+profile.calibrate.max_iter=7")
     method = Recorder()
-    hp, _, seconds = fit_hyperparameters(cfg, method, build(cfg.task.spec), torch.device("cpu"), "recorder")
+    hp, _, seconds = fit_hyperparameters(run, method, build(run.task.spec), torch.device("cpu"), "recorder")
     assert set(method.seen) == {7} and hp["lam"] == pytest.approx(1.0, rel=0.3) and seconds > 0
-    assert int(cfg.profile.solver.max_iter) > 7
+    assert run.profile.max_iter > 7
 
 
 def test_a_coordinate_keeps_its_value_when_the_search_cannot_beat_it():

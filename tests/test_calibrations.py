@@ -56,8 +56,8 @@ def test_releasing_an_uncalibrated_combination_says_to_run_it_first(tmp_path, mo
 @pytest.mark.parametrize("name", sorted(json.loads(RELEASED.read_text())) if RELEASED.exists() else [])
 def test_shipped_calibration_matches_its_current_config(name):
     record = json.loads(RELEASED.read_text())[name]
-    cfg, key = calibration_of(record["overrides"])
-    assert f"{cfg.method.name}-{key}" == name, f"{name} is stale: recalibrate and run regbench release-calibrations"
-    assert record["task"] == cfg.task.name
-    assert set(record["hp"]) == set(build(cfg.method.model).calibration_space())
+    run, key = calibration_of(record["overrides"])
+    assert f"{run.method.name}-{key}" == name, f"{name} is stale: recalibrate and run regbench release-calibrations"
+    assert record["task"] == run.task.name
+    assert set(record["hp"]) == set(build(run.method.model).calibration_space())
     assert record["psnr"] > 20

@@ -3,23 +3,23 @@
 import logging
 
 import torch
-from conftest import compose
+from conftest import compose, run_of
 
 from regbench.training import checkpoints
 
 
 def test_saved_checkpoint_loads_and_a_truncated_one_is_reported(tmp_path, caplog):
-    cfg = compose("method=crr", "profile=smoke", f"cache_dir={tmp_path}", f"weights_dir={tmp_path / 'none'}")
+    folders = run_of("method=crr", "profile=smoke", f"cache_dir={tmp_path}", f"weights_dir={tmp_path / 'none'}").folders
     state = {"w": torch.arange(10.0)}
-    entry = checkpoints.save(cfg, "crr", "abc", state, {"method": "crr"})
-    loaded, got = checkpoints.load(cfg, "crr", "abc")
+    entry = checkpoints.save(folders, "crr", "abc", state, {"method": "crr"})
+    loaded, got = checkpoints.load(folders, "crr", "abc")
     assert torch.equal(loaded["w"], state["w"]) and got["sha256"] == entry["sha256"]
     path = tmp_path / "checkpoints" / entry["file"]
     path.write_bytes(path.read_bytes()[:20])
     with caplog.at_level(logging.WARNING):
-        assert checkpoints.load(cfg, "crr", "abc") is None
+        assert checkpoints.load(folders, "crr", "abc") is None
     assert "corrupt or truncated" in caplog.text and str(path) in caplog.text
-    assert checkpoints.load(cfg, "crr", "other-key") is None
+    assert checkpoints.load(folders, "crr", "other-key") is None
     assert not list((tmp_path / "checkpoints").glob(".*tmp"))
 
 
@@ -48,20 +48,19 @@ def test_warm_start_trains_from_the_other_methods_weights(tmp_path):
     from regbench.training.weights import prepare_weights
 
     common = ("profile=smoke", "progress=false", f"cache_dir={tmp_path}", f"weights_dir={tmp_path / 'none'}")
-    cfg = compose("method=diffpir", "method.train.lr=0", *common)
-    model = build(cfg.method.model)
-    prepare_weights(cfg, model, torch.device("cpu"))
-    pnp_cfg = compose("method=pnp_drunet", *common)
-    pnp_key = checkpoints.checkpoint_key(checkpoints.training_spec(pnp_cfg.method, "smoke", 0))
-    state, entry = checkpoints.load(pnp_cfg, "pnp_drunet", pnp_key)
+    run = run_of("method=diffpir", "method.train.lr=0", *common)
+    model = build(run.method.model)
+    prepare_weights(run, model, torch.device("cpu"))
+    pnp = run_of("method=pnp_drunet", *common)
+    pnp_key = checkpoints.checkpoint_key(checkpoints.spec_of(pnp))
+    state, entry = checkpoints.load(pnp.folders, "pnp_drunet", pnp_key)
     assert entry["spec"]["method"] == "pnp_drunet"
     prior = model.denoiser.state_dict()
     for name, value in prior.items():
         assert torch.equal(value, state[f"denoiser.{name}"]), name
-    cold = build(compose("method=diffpir", "method.train.lr=0", "method.train.init=null", *common).method.model)
-    prepare_weights(
-        compose("method=diffpir", "method.train.lr=0", "method.train.init=null", *common), cold, torch.device("cpu")
-    )
+    cold_run = run_of("method=diffpir", "method.train.lr=0", "method.train.init=null", *common)
+    cold = build(cold_run.method.model)
+    prepare_weights(cold_run, cold, torch.device("cpu"))
     assert not all(torch.equal(v, cold.denoiser.state_dict()[k]) for k, v in prior.items())
 
 

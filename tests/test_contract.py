@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import compose
+from conftest import run_of
 
 from regbench.core.instantiate import build
 from regbench.core.registry import known
@@ -14,38 +14,38 @@ from regbench.training.weights import train_method
 SOLVER = SolverOptions(tol=1e-4, max_iter=100)
 
 
-def _trained(cfg):
-    method = build(cfg.method.model)
-    spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
+def _trained(run):
+    method = build(run.method.model)
+    spec = checkpoints.spec_of(run)
     if spec is not None:
-        train_method(cfg, method, torch.device("cpu"), spec)
+        train_method(run, method, torch.device("cpu"), spec)
     return method.eval()
 
 
-def _batch(cfg):
-    task = build(cfg.task.spec)
-    samples = list(task.samples("test", 2, 32, cfg.seed, "cpu"))
+def _batch(run):
+    task = build(run.task.spec)
+    samples = list(task.samples("test", 2, 32, run.seed, "cpu"))
     return torch.cat([s.y for s in samples]), samples[0].physics, torch.cat([s.x0 for s in samples])
 
 
 @pytest.mark.parametrize("name", known("method"))
 def test_method_contract(name, tmp_path):
-    cfg = compose(f"method={name}", "profile=smoke", "progress=false", f"cache_dir={tmp_path}")
-    method = _trained(cfg)
+    run = run_of(f"method={name}", "profile=smoke", "progress=false", f"cache_dir={tmp_path}")
+    method = _trained(run)
     assert method.family in FAMILIES
     assert set(method.calibration_space()) <= set(method.hyperparameters)
-    y, physics, x0 = _batch(cfg)
+    y, physics, x0 = _batch(run)
     x_hat, info = method.reconstruct(y, physics, x0, method.hp, SOLVER)
     assert x_hat.shape == y.shape and torch.isfinite(x_hat).all()
     if method.energy_based:
         assert info.iterations >= 1 and info.converged is not None
 
-    clone = build(cfg.method.model)
+    clone = build(run.method.model)
     clone.load_state_dict(method.state_dict())
     again, _ = clone.eval().reconstruct(y, physics, x0, clone.hp, SOLVER)
     assert torch.equal(again, x_hat)
 
-    retrained = _trained(cfg)
+    retrained = _trained(run)
     state_a, state_b = method.state_dict(), retrained.state_dict()
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a if torch.is_tensor(state_a[k]))
     assert torch.equal(retrained.reconstruct(y, physics, x0, retrained.hp, SOLVER)[0], x_hat)

@@ -9,7 +9,7 @@ import time
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, compose, run_cli
+from conftest import REPO, run_cli, run_of
 
 from regbench.core.instantiate import build
 from regbench.datasets.patches import PatchSampler
@@ -240,9 +240,9 @@ class Killed(Exception):
 @pytest.mark.parametrize("name", ["crr", "deal", "pnp_drunet"])  # the three training loops (ridge, DEAL, denoisers)
 def test_killed_training_resumes_from_its_snapshot_to_the_same_weights(name, tmp_path, monkeypatch, caplog):
     def trained(cache, die_after=None):
-        cfg = compose(f"method={name}", "profile=smoke", "progress=false", f"cache_dir={cache}", "snapshot_every_s=0")
-        spec = checkpoints.training_spec(cfg.method, cfg.profile.name, cfg.seed)
-        method = build(cfg.method.model)
+        run = run_of(f"method={name}", "profile=smoke", "progress=false", f"cache_dir={cache}", "snapshot_every_s=0")
+        spec = checkpoints.spec_of(run)
+        method = build(run.method.model)
         if die_after is not None:
             sample, calls = PatchSampler.sample, []
 
@@ -254,7 +254,7 @@ def test_killed_training_resumes_from_its_snapshot_to_the_same_weights(name, tmp
 
             monkeypatch.setattr(PatchSampler, "sample", dying)
         try:
-            return method, train_method(cfg, method, torch.device("cpu"), spec)
+            return method, train_method(run, method, torch.device("cpu"), spec)
         finally:
             monkeypatch.undo()
 

@@ -4,7 +4,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import REPO, compose
+from conftest import REPO, compose, run_of
 
 from regbench.training import checkpoints
 from regbench.training.release import released_methods, released_pairs
@@ -39,8 +39,7 @@ def test_released_pairs_are_the_default_methods_then_the_schemes_experiment():
 @pytest.mark.parametrize("key", sorted(_manifest()) if (WEIGHTS / checkpoints.MANIFEST).exists() else [])
 def test_manifest_entry_matches_its_current_config_and_file(key):
     entry = _manifest()[key]
-    cfg = compose(f"method={_config_name(entry)}", "profile=cpu", *_overrides(entry))
-    spec = checkpoints.run_spec(cfg)
+    spec = checkpoints.spec_of(run_of(f"method={_config_name(entry)}", "profile=cpu", *_overrides(entry)))
     assert checkpoints.checkpoint_key(spec) == key, f"{entry['file']} is stale: run `make train-release`"
     assert entry["spec"] == spec
     blob = (WEIGHTS / entry["file"]).read_bytes()

@@ -3,7 +3,7 @@
 import deepinv as dinv
 import pytest
 import torch
-from conftest import compose, solve_with
+from conftest import compose, run_of, solve_with
 
 from regbench.core.instantiate import build
 from regbench.datasets.bsds500 import BSDS500
@@ -130,12 +130,10 @@ def test_deal_as_trained_reconstructs_with_the_map_training_fits(crops, patches,
 
 
 def test_deal_reconstructs_each_profile_with_its_training_update_count():
-    from regbench.solvers.options import reconstruct_options
-
     for profile in ("smoke", "cpu", "paper"):
-        cfg = compose("method=deal", f"profile={profile}")
-        options = reconstruct_options(cfg)
-        budget = cfg.method.train.budget[profile]
+        run = run_of("method=deal", f"profile={profile}")
+        options = run.method.options
+        budget = run.method.config.train.budget[profile]
         assert options == {"fixed_point": "as_trained", "outer_iters": budget.outer_iters, "cg_tol": budget.cg_tol}
 
 
@@ -313,7 +311,7 @@ def test_every_new_method_declares_family_hyperparameters_and_convergence_suppor
         assert method.family == family and method.trainable and not method.energy_based
         assert method.calibration_space() and method.n_params() > 0
         assert method.stochastic == (family == "sampler")
-        cpu = checkpoints.run_spec(compose(f"method={name}", "profile=cpu"))
+        cpu = checkpoints.spec_of(run_of(f"method={name}", "profile=cpu"))
         assert cpu["train"]["steps"] > 100 and cpu["training"] == cfg.method.train.scheme
 
 

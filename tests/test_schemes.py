@@ -7,10 +7,9 @@ import sys
 import pandas as pd
 import pytest
 import torch
-from conftest import compose, run_cli
+from conftest import run_cli, run_of
 
 from regbench.cli.precheck import check_sweep
-from regbench.core.labels import method_label
 from regbench.core.registry import known
 from regbench.core.validate import ConfigError
 from regbench.datasets.bsds500 import BSDS500
@@ -34,28 +33,28 @@ def test_every_scheme_yaml_names_its_class_and_known_needs():
 
 
 def test_the_scheme_is_part_of_the_checkpoint_key_and_the_method_budget_overrides_its_own_key_by_key():
-    ift = checkpoints.run_spec(compose("method=crr", "profile=cpu"))
-    jfb = checkpoints.run_spec(compose("method=crr", "profile=cpu", "training=bilevel_jfb"))
+    ift = checkpoints.spec_of(run_of("method=crr", "profile=cpu"))
+    jfb = checkpoints.spec_of(run_of("method=crr", "profile=cpu", "training=bilevel_jfb"))
     assert (ift["training"], jfb["training"]) == ("bilevel_ift", "bilevel_jfb")
     assert checkpoints.checkpoint_key(ift) != checkpoints.checkpoint_key(jfb)
     assert ift["train"]["steps"] == 900  # CRR's own cpu steps over the scheme's 450
     assert ift["train"]["batch"] == 32 and ift["train"]["cg_iters"] == 20  # the rest is the scheme's
     assert jfb["train"]["steps"] == 450  # CRR's budget is sized for its own scheme, not for JFB
-    adversarial = checkpoints.run_spec(compose("method=crr", "profile=cpu", "training=adversarial"))
+    adversarial = checkpoints.spec_of(run_of("method=crr", "profile=cpu", "training=adversarial"))
     assert (adversarial["train"]["steps"], adversarial["train"]["penalty_weight"]) == (1500, 10.0)
     assert adversarial["train"]["lr"] == 5.0e-3  # the method's own train keys hold under every scheme
-    named = checkpoints.run_spec(compose("method=crr", "profile=cpu", "training=bilevel_ift"))
+    named = checkpoints.spec_of(run_of("method=crr", "profile=cpu", "training=bilevel_ift"))
     assert named == ift  # naming the default scheme is the default
     default, explicit = (
-        compose("method=wcrr", "profile=smoke"),
-        compose("method=wcrr", "profile=smoke", "training=bilevel_jfb"),
+        run_of("method=wcrr", "profile=smoke"),
+        run_of("method=wcrr", "profile=smoke", "training=bilevel_jfb"),
     )
     assert combination_key(default) != combination_key(explicit)
-    assert (method_label(default), method_label(explicit)) == ("wcrr", "wcrr+bilevel_jfb")
-    same = compose("method=wcrr", "profile=smoke", "training=bilevel_ift")  # its own scheme, named
-    changed = compose("method=wcrr", "profile=smoke", "training=bilevel_ift", "training.cg_iters=30")
-    assert (method_label(same), combination_key(same)) == ("wcrr", combination_key(default))
-    assert method_label(changed) == "wcrr+bilevel_ift" and combination_key(changed) != combination_key(default)
+    assert (default.method.label, explicit.method.label) == ("wcrr", "wcrr+bilevel_jfb")
+    same = run_of("method=wcrr", "profile=smoke", "training=bilevel_ift")  # its own scheme, named
+    changed = run_of("method=wcrr", "profile=smoke", "training=bilevel_ift", "training.cg_iters=30")
+    assert (same.method.label, combination_key(same)) == ("wcrr", combination_key(default))
+    assert changed.method.label == "wcrr+bilevel_ift" and combination_key(changed) != combination_key(default)
 
 
 def test_incompatible_method_and_scheme_fail_before_the_sweep_in_one_line():
@@ -100,8 +99,7 @@ def _denoised_psnr(method, x, y) -> float:
 @pytest.mark.parametrize("scheme", ["bilevel_ift", "bilevel_jfb", "score", "adversarial", "adversarial_local"])
 def test_every_regularizer_scheme_improves_the_same_architecture(scheme, denoising):
     x, y = denoising
-    cfg = compose("method=wcrr", "profile=smoke", f"training={scheme}")
-    spec = checkpoints.run_spec(cfg)
+    spec = checkpoints.spec_of(run_of("method=wcrr", "profile=smoke", f"training={scheme}"))
     method = WCRR(**{k: v for k, v in spec["model"].items() if k != "_target_"})
     before = _denoised_psnr(method, x, y)
     patches = PatchSampler(BSDS500(split="train400", root=None, download=False), n_images=8, seed=0)

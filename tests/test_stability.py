@@ -237,12 +237,12 @@ def test_noise_decay_scales_noise_and_lambda_by_the_rule(denoise_task):
 
 @needs_data
 def test_rows_carry_energy_monotone_and_traces_are_saved(tmp_path):
-    from conftest import compose
+    from conftest import run_of
 
     from regbench.core.instantiate import build
     from regbench.evaluation.runner import evaluate
 
-    cfg = compose(
+    run = run_of(
         "method=tv",
         "probe=nominal",
         "profile=smoke",
@@ -253,10 +253,10 @@ def test_rows_carry_energy_monotone_and_traces_are_saved(tmp_path):
         "progress=false",
         "convergence.energy=true",
     )
-    task, method = build(cfg.task.spec), build(cfg.method.model)
-    recon = Reconstruction(method, {"lam": 0.07}, solver_options(cfg))
+    task, method = build(run.task.spec), build(run.method.model)
+    recon = Reconstruction(method, {"lam": 0.07}, solver_options(run.profile, run.method))
     common = {"method": "tv", "task": "denoise_bsd68", "probe": "nominal", "config_hash": "test", "seed": 0}
-    rows = evaluate(cfg, recon, task, torch.device("cpu"), common)
+    rows = evaluate(run, recon, task, torch.device("cpu"), common)
     assert all(isinstance(r["energy_monotone"], bool) for r in rows)
     trace = json.loads((tmp_path / "traces" / "tv__denoise_bsd68__nominal.json").read_text())
     assert [t["image_id"] for t in trace["images"]] == [r["image_id"] for r in rows]

@@ -24,40 +24,38 @@ import json
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from regbench.core.hashing import config_hash, portable
 from regbench.core.provenance import git_rev
+from regbench.core.spec import Folders, Run
 from regbench.results.store import atomic_write_text
-from regbench.training import checkpoints
 
 log = logging.getLogger(__name__)
 RELEASED = "CALIBRATIONS.json"
 
 
-def calibration_key(cfg: DictConfig, default_hp: dict, weights_key: str, options: dict) -> str:
+def calibration_key(run: Run, default_hp: dict, weights_key: str) -> str:
     """What a calibration depends on. `default_hp`: the method's hyperparameters before the
-    search; `options`: its per-profile reconstruction settings (sampler steps), if any."""
-    data = cfg.profile.data
+    search; the method's per-profile reconstruction settings (sampler steps) count when it has any."""
+    profile, options = run.profile, run.method.options
     return config_hash(
         weights_key,
-        portable(cfg.task),
-        data.n_calib,
-        data.calib_crop,
-        portable(cfg.profile.solver),
-        portable(cfg.profile.calibrate),
-        cfg.seed,
+        portable(run.task.config),
+        profile.n_calib,
+        profile.calib_crop,
+        portable(profile.config.solver),
+        portable(profile.config.calibrate),
+        run.seed,
         default_hp,
         *([options] if options else []),
     )
 
 
-def cache_path(cfg: DictConfig, name: str, key: str) -> Path:
-    return checkpoints.cache_root(cfg) / "calibration" / f"{name}-{key}.json"
+def cache_path(folders: Folders, name: str, key: str) -> Path:
+    return folders.cache / "calibration" / f"{name}-{key}.json"
 
 
-def released_path(cfg: DictConfig) -> Path:
-    return checkpoints.weights_root(cfg) / RELEASED
+def released_path(folders: Folders) -> Path:
+    return folders.weights / RELEASED
 
 
 def _read(path: Path) -> dict | None:
@@ -70,42 +68,42 @@ def _read(path: Path) -> dict | None:
         return None
 
 
-def lookup(cfg: DictConfig, name: str, key: str) -> tuple[dict, str] | None:
+def lookup(folders: Folders, name: str, key: str) -> tuple[dict, str] | None:
     """(record with `hp`, `psnr`, `seconds`; where it came from), or None: calibrate."""
-    path = cache_path(cfg, name, key)
+    path = cache_path(folders, name, key)
     cached = _read(path)
     if cached is not None and "hp" in cached and "psnr" in cached:
         return cached, f"cache {path}"
-    released = (_read(released_path(cfg)) or {}).get(f"{name}-{key}")
+    released = (_read(released_path(folders)) or {}).get(f"{name}-{key}")
     if released is not None:
         return released, f"released {RELEASED}"
     return None
 
 
-def save(cfg: DictConfig, name: str, key: str, hp: dict, psnr: float, seconds: float) -> None:
-    atomic_write_text(cache_path(cfg, name, key), json.dumps({"hp": hp, "psnr": psnr, "seconds": seconds}))
+def save(folders: Folders, name: str, key: str, hp: dict, psnr: float, seconds: float) -> None:
+    atomic_write_text(cache_path(folders, name, key), json.dumps({"hp": hp, "psnr": psnr, "seconds": seconds}))
 
 
-def release(cfg: DictConfig, name: str, key: str, overrides: list[str]) -> dict:
+def release(run: Run, name: str, key: str, overrides: list[str]) -> dict:
     """Copy the cached calibration for `key` into the released file, with what it was for
     (`overrides`: the command line that composes its config, so a test can check it is current)."""
-    cached = _read(cache_path(cfg, name, key))
+    cached = _read(cache_path(run.folders, name, key))
     if cached is None:
         raise FileNotFoundError(
-            f"{name}: no cached calibration {cache_path(cfg, name, key)}; run the combination first"
+            f"{name}: no cached calibration {cache_path(run.folders, name, key)}; run the combination first"
         )
     record = {
         **cached,
         "method": name,
-        "task": cfg.task.name,
-        "profile": cfg.profile.name,
-        "images": int(cfg.profile.data.n_calib),
-        "crop": cfg.profile.data.calib_crop,
+        "task": run.task.name,
+        "profile": run.profile.name,
+        "images": run.profile.n_calib,
+        "crop": run.profile.calib_crop,
         "overrides": list(overrides),
         "git_rev": git_rev(),
         "released": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    path = released_path(cfg)
+    path = released_path(run.folders)
     entries = _read(path) or {}
     entries[f"{name}-{key}"] = record
     atomic_write_text(path, json.dumps(dict(sorted(entries.items())), indent=1, sort_keys=True) + "\n")

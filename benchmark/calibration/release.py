@@ -16,40 +16,40 @@ import logging
 from regbench.calibration import cache as calibrations
 from regbench.core.instantiate import build
 from regbench.core.registry import compose
-from regbench.solvers.options import reconstruct_options
+from regbench.core.spec import Run
 from regbench.training import checkpoints
 from regbench.training.weights import weights_key
 
 log = logging.getLogger("regbench")
 
 
-def calibration_of(overrides: list[str]):
-    """(config, calibration key) of a combination as the runner computes them, or (config, None)
+def calibration_of(overrides: list[str]) -> tuple[Run, str | None]:
+    """(run, calibration key) of a combination as the runner computes them, or (run, None)
     when the method calibrates nothing or its checkpoint is missing (it never trains)."""
-    cfg = compose(overrides)
-    method = build(cfg.method.model)
+    run = Run.from_config(compose(overrides))
+    method = build(run.method.model)
     if not method.calibration_space():
-        return cfg, None
-    spec, key = checkpoints.run_spec(cfg), weights_key(cfg)
+        return run, None
+    spec, key = checkpoints.spec_of(run), weights_key(run)
     if spec is not None:  # the checkpoint's hyperparameters are where the search started: part of the key
-        found = checkpoints.load(cfg, checkpoints.weights_name(spec), key)
+        found = checkpoints.load(run.folders, checkpoints.weights_name(spec), key)
         if found is None:
-            log.warning("skipped: %s: no checkpoint for key %s", cfg.method.name, key)
-            return cfg, None
+            log.warning("skipped: %s: no checkpoint for key %s", run.method.name, key)
+            return run, None
         checkpoints.trained_part(spec, method).load_state_dict(found[0])
-    return cfg, calibrations.calibration_key(cfg, method.hp, key, reconstruct_options(cfg))
+    return run, calibrations.calibration_key(run, method.hp, key)
 
 
 def release_combination(overrides: list[str]) -> dict | None:
-    cfg, key = calibration_of(overrides)
+    run, key = calibration_of(overrides)
     if key is None:
         return None
     try:
-        record = calibrations.release(cfg, cfg.method.name, key, overrides)
+        record = calibrations.release(run, run.method.name, key, overrides)
     except FileNotFoundError as err:
         log.warning("skipped: %s", err)
         return None
-    log.info("%s on %s: released %s (%.2f dB)", cfg.method.name, cfg.task.name, record["hp"], record["psnr"])
+    log.info("%s on %s: released %s (%.2f dB)", run.method.name, run.task.name, record["hp"], record["psnr"])
     return record
 
 
@@ -60,5 +60,5 @@ def main(argv: list[str]) -> None:
     log.info(
         "released %d calibrations into %s",
         len(released),
-        checkpoints.REPO_ROOT / "results" / "weights" / calibrations.RELEASED,
+        calibrations.released_path(Run.from_config(compose([])).folders),
     )

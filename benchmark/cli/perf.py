@@ -28,15 +28,17 @@ import torch
 from regbench.calibration.fit import fit_hyperparameters
 from regbench.core.device import resolve_device
 from regbench.core.instantiate import build
+from regbench.core.plugins import REPO_ROOT
 from regbench.core.provenance import device_name, git_rev
 from regbench.core.registry import compose as compose_config
+from regbench.core.spec import Run
 from regbench.datasets.patches import PatchSampler
 from regbench.evaluation.metrics import image_metrics
 from regbench.evaluation.reconstruct import Reconstruction
 from regbench.results.store import atomic_write, atomic_write_text
-from regbench.solvers.options import SolverOptions, convergence_options, solver_options
+from regbench.solvers.options import SolverOptions, solver_options
 from regbench.solvers.report import SolveReport
-from regbench.training.checkpoints import REPO_ROOT, run_spec
+from regbench.training.checkpoints import spec_of
 from regbench.training.schemes import load_scheme
 from regbench.training.weights import prepare_weights
 
@@ -52,8 +54,8 @@ DEFAULTS = {
 REFERENCE = SolverOptions(tol=1e-6, max_iter=20000, restart=False, compile=False)
 
 
-def compose(method: str, profile: str):
-    return compose_config([f"method={method}", f"profile={profile}", "progress=false"])
+def compose(method: str, profile: str) -> Run:
+    return Run.from_config(compose_config([f"method={method}", f"profile={profile}", "progress=false"]))
 
 
 def timed(fn):
@@ -66,19 +68,19 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
-def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
+def solve_rows(run: Run, n_images: int, crop: int | None = None) -> list[dict]:
     """Benchmark vs reference solve of the same calibrated model on full-size BSD68 images."""
-    device = resolve_device(str(cfg.device))
-    method = build(cfg.method.model).to(device)
-    weights = prepare_weights(cfg, method, device)
+    device = resolve_device(run.device)
+    method = build(run.method.model).to(device)
+    weights = prepare_weights(run, method, device)
     method.eval()
-    task = build(cfg.task.spec)
-    hp = fit_hyperparameters(cfg, method, task, device, weights["key"])[0]
-    fast = Reconstruction(method, hp, solver_options(cfg).replace(method={}))  # the profile's solver alone
-    energy = convergence_options(cfg)[0] if getattr(method, "energy_based", False) else {}
+    task = build(run.task.spec)
+    hp = fit_hyperparameters(run, method, task, device, weights["key"])[0]
+    fast = Reconstruction(method, hp, solver_options(run.profile))  # the profile's solver alone
+    energy = run.evidence.options() if getattr(method, "energy_based", False) else {}
     tracking, reference = fast.with_options(**energy), fast.replace(options=REFERENCE)
     rows = []
-    for s in task.samples("test", n_images, crop, cfg.seed, device):
+    for s in task.samples("test", n_images, crop, run.seed, device):
         tracking(s)  # warm-up: compilation and caches are not solve time
         (x, info), seconds = timed(lambda: fast(s))
         info_energy, seconds_energy = SolveReport(), float("nan")
@@ -88,7 +90,7 @@ def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
         psnr, psnr_ref = image_metrics(x, s.x)["psnr"], image_metrics(x_ref, s.x)["psnr"]
         rows.append(
             {
-                "method": cfg.method.name,
+                "method": run.method.name,
                 "image_id": s.image_id,
                 "height": s.x.shape[-2],
                 "width": s.x.shape[-1],
@@ -108,7 +110,7 @@ def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
         )
         log.info(
             "%s %s: %.2fs %d its %.3f dB | reference %.1fs %d its %.3f dB",
-            cfg.method.name,
+            run.method.name,
             s.image_id,
             seconds,
             info.iterations,
@@ -120,23 +122,23 @@ def solve_rows(cfg, n_images: int, crop: int | None = None) -> list[dict]:
     return rows
 
 
-def training_row(cfg, steps: int) -> dict | None:
+def training_row(run: Run, steps: int) -> dict | None:
     """Patches/s of the method's training loop at its profile budget (after a 1-step warm-up)."""
-    spec = run_spec(cfg)
+    spec = spec_of(run)
     if spec is None:
         return None
-    device = resolve_device(str(cfg.device))
-    method = build(cfg.method.model).to(device)
+    device = resolve_device(run.device)
+    method = build(run.method.model).to(device)
     patches = PatchSampler(
-        build(cfg.method.train.data), n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device
+        build(run.method.config.train.data), n_images=spec["train"].get("n_images"), seed=run.seed, device=device
     )
-    budget = {**spec["train"], "seed": cfg.seed}
+    budget = {**spec["train"], "seed": run.seed}
     scheme = load_scheme(spec["training"])
     scheme.train(copy.deepcopy(method), patches, {**budget, "steps": 1}, progress=False)
     _, seconds = timed(lambda: scheme.train(method, patches, {**budget, "steps": steps}, progress=False))
     n = steps * int(budget["batch"])
     return {
-        "method": cfg.method.name,
+        "method": run.method.name,
         "steps": steps,
         "batch": int(budget["batch"]),
         "patch": int(budget["patch"]),
@@ -220,10 +222,10 @@ def main(argv: list[str]) -> None:
     out = Path(args["out"])
     solves, training = [], []
     for name in args["methods"].split(","):
-        cfg = compose(name, args["profile"])
+        run = compose(name, args["profile"])
         crop = None if args["crop"].lower() == "none" else int(args["crop"])
-        solves += solve_rows(cfg, int(args["images"]), crop)
-        row = training_row(cfg, int(args["train_steps"])) if int(args["train_steps"]) > 0 else None
+        solves += solve_rows(run, int(args["images"]), crop)
+        row = training_row(run, int(args["train_steps"])) if int(args["train_steps"]) > 0 else None
         if row:
             training.append(row)
             log.info("%s training: %.1f patches/s", name, row["patches_per_s"])

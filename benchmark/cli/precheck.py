@@ -77,7 +77,7 @@ def _check_model(cfg, seen: set) -> None:
     from omegaconf import OmegaConf
 
     from regbench.core.instantiate import build
-    from regbench.training.checkpoints import run_spec
+    from regbench.training.checkpoints import training_spec
     from regbench.training.schemes import scheme_for
 
     training = cfg.get("training")
@@ -92,7 +92,7 @@ def _check_model(cfg, seen: set) -> None:
             f"method {cfg.method.name}: its model cannot be built from method.model: {_one_line(err)}"
         ) from None
     try:
-        trained = run_spec(cfg)
+        trained = training_spec(cfg.method, cfg.profile.name, cfg.seed, cfg.get("training"))
         if trained is not None:
             scheme_for(cfg.method.name, trained, method)
     except ValueError as err:

@@ -59,9 +59,9 @@ def png_bytes(x: torch.Tensor) -> bytes:
 class ExampleKeeper:
     """Keeps the first `n` test images of every level of one combination (n=0: none)."""
 
-    def __init__(self, cfg, common: dict):
-        self.n = int(cfg.get("examples", 2) or 0)
-        self.folder = Path(cfg.out) / "examples" / label_of(common["method"], common["task"], common["probe"])
+    def __init__(self, n: int, out: Path, common: dict):
+        self.n = n
+        self.folder = Path(out) / "examples" / label_of(common["method"], common["task"], common["probe"])
         self.index = {key: common[key] for key in ("method", "task", "probe", "config_hash", "seed")}
         self.index["examples"] = []
         self.counts: dict = {}

@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -22,8 +21,8 @@ from regbench.calibration.fit import fit_hyperparameters
 from regbench.core.device import resolve_device
 from regbench.core.hashing import config_hash, portable
 from regbench.core.instantiate import build, check_targets
-from regbench.core.labels import method_label, own_training
 from regbench.core.provenance import device_name, git_rev
+from regbench.core.spec import Run
 from regbench.core.validate import validate
 from regbench.datasets.task import Sample, Task
 from regbench.evaluation.examples import ExampleKeeper
@@ -32,58 +31,31 @@ from regbench.evaluation.reconstruct import Reconstruction
 from regbench.probes.base import Probe
 from regbench.results.loggers import log_combination
 from regbench.results.store import ResultStore, atomic_write_text
-from regbench.solvers.options import convergence_options, solver_options
+from regbench.solvers.options import solver_options
 from regbench.training.weights import prepare_weights
 
 log = logging.getLogger("regbench")
-SWEEP_STARTED = "REGBENCH_SWEEP_STARTED"
-_PROCESS_STARTED = time.time()
 
 
-def combination_key(cfg: DictConfig) -> str:
+def combination_key(run: Run) -> str:
     """What a combination's rows depend on (never where data or outputs live); a training scheme
     other than the method's own (`training=...`) is part of it, the method's own is in its config."""
     return config_hash(
-        portable(cfg.method),
-        portable(cfg.task),
-        portable(cfg.probe),
-        portable(cfg.profile),
-        cfg.seed,
-        *([] if own_training(cfg) else [portable(cfg.training)]),
+        portable(run.method.config),
+        portable(run.task.config),
+        portable(run.probe.config),
+        portable(run.profile.config),
+        run.seed,
+        *([] if run.method.own_training else [portable(run.method.training)]),
     )
-
-
-def combination_label(cfg: DictConfig) -> str:
-    return f"{method_label(cfg)}__{cfg.task.name}__{cfg.probe.name}"
-
-
-def evaluated_images(cfg: DictConfig) -> int | None:
-    """How many test images to evaluate: the profile's `data.n_test`, capped by the method's
-    `reconstruct.<profile>.n_test` (samplers, whose cost is steps x seeds per image, may
-    evaluate the first N test images only; the leaderboard's `images` column shows it)."""
-    n = cfg.profile.data.n_test
-    cap = OmegaConf.select(cfg.method, f"reconstruct.{cfg.profile.name}.n_test", default=None)
-    if cap is None:
-        return n
-    return int(cap) if n is None else min(int(n), int(cap))
-
-
-def sample_seeds(cfg: DictConfig, method) -> list[int]:
-    """Seeds a stochastic method (sampler) is evaluated with, once per test image each
-    (`reconstruct.<profile>.seeds`, default [0]); deterministic methods: [0]."""
-    if not getattr(method, "stochastic", False):
-        return [0]
-    per_profile = cfg.method.get("reconstruct") or {}
-    seeds = OmegaConf.select(per_profile, f"{cfg.profile.name}.seeds") if per_profile else None
-    return [int(s) for s in seeds] if seeds else [0]
 
 
 class Traces:
     """PSNR-vs-iteration of the first images at level 0 (energy-based methods), saved as OUT/traces/<label>.json."""
 
-    def __init__(self, cfg: DictConfig, n: int):
-        self.path, self.n, self.items = Path(cfg.out) / "traces" / f"{combination_label(cfg)}.json", n, []
-        self.meta = {"method": method_label(cfg), "task": cfg.task.name, "probe": cfg.probe.name}
+    def __init__(self, run: Run, n: int):
+        self.path, self.n, self.items = run.folders.out / "traces" / f"{run.label}.json", n, []
+        self.meta = {"method": run.method.label, "task": run.task.name, "probe": run.probe.name}
 
     def callback(self, sample, level):
         if level != 0 or len(self.items) >= self.n:
@@ -97,37 +69,38 @@ class Traces:
             atomic_write_text(self.path, json.dumps({**self.meta, "images": self.items}))
 
 
-def evaluate(cfg: DictConfig, recon: Reconstruction, task, device, common: dict) -> list[dict]:
+def evaluate(run: Run, recon: Reconstruction, task, device, common: dict) -> list[dict]:
     """The rows of every probe level: each test image reconstructed with the calibrated `recon`."""
     rows, method = [], recon.method
-    n, crop = evaluated_images(cfg), cfg.profile.data.test_crop
+    n, crop = run.n_test, run.profile.test_crop
     total = len(task.test.ids()[:n] if n else task.test.ids())
-    probe = build(cfg.probe.spec)
-    examples = ExampleKeeper(cfg, common)  # the first images of each level as PNGs, for W&B and the report
-    seeds = sample_seeds(cfg, method)  # samplers: each image once per seed; rows carry it (sample_seed)
+    probe = build(run.probe.spec)
+    # the first images of each level as PNGs, for W&B and the report
+    examples = ExampleKeeper(run.examples, run.folders.out, common)
     stochastic = getattr(method, "stochastic", False)
-    energy, n_traces = convergence_options(cfg)
+    seeds = list(run.method.seeds) if stochastic else [0]  # samplers: each image once per seed (rows: sample_seed)
+    energy = run.evidence.options()
     energy_based = getattr(method, "energy_based", False)
-    traces = Traces(cfg, n_traces if energy_based else 0)
+    traces = Traces(run, run.evidence.traces if energy_based else 0)
     for level in probe.levels:
         samples = tqdm(
-            probe.samples(task, level, n, crop, cfg.seed, device),
+            probe.samples(task, level, n, crop, run.seed, device),
             total=total,
-            desc=f"eval {cfg.method.name} {cfg.probe.name}={level}",
-            disable=not cfg.progress,
+            desc=f"eval {run.method.name} {run.probe.name}={level}",
+            disable=not run.progress,
             mininterval=5,
         )
         level_recon, level_columns = probe.solving(recon, level)
         row_recon = level_recon.with_options(**energy) if energy_based else level_recon  # the same x
         for s in samples:
-            s = probe.adapt(level_recon, task, s, level, cfg.seed)
+            s = probe.adapt(level_recon, task, s, level, run.seed)
             trace = traces.callback(s, level) if energy_based else None
             for seed in seeds:
-                run = row_recon.with_options(seed=seed) if stochastic else row_recon
+                sample_recon = row_recon.with_options(seed=seed) if stochastic else row_recon
                 if trace is not None and seed == seeds[0]:
-                    run = run.with_options(callback=trace)
-                row = Row(cfg, probe, task, s, level, seed, seed == seeds[0], common, level_columns)
-                rows.append(evaluate_one(row, run, level_recon, device, examples))
+                    sample_recon = sample_recon.with_options(callback=trace)
+                row = Row(run, probe, task, s, level, seed, seed == seeds[0], common, level_columns)
+                rows.append(evaluate_one(row, sample_recon, level_recon, device, examples))
     traces.save()
     return rows
 
@@ -136,7 +109,7 @@ def evaluate(cfg: DictConfig, recon: Reconstruction, task, device, common: dict)
 class Row:
     """Where a row belongs: its combination, sample and level, and whether it is the image's first seed."""
 
-    cfg: DictConfig
+    run: Run
     probe: Probe
     task: Task
     sample: Sample
@@ -147,24 +120,24 @@ class Row:
     level_columns: dict
 
 
-def evaluate_one(row: Row, run: Reconstruction, level_recon: Reconstruction, device, examples) -> dict:
-    """One row: reconstruct the sample with `run`, score it, add the probe's columns."""
+def evaluate_one(row: Row, recon: Reconstruction, level_recon: Reconstruction, device, examples) -> dict:
+    """One row: reconstruct the sample with `recon`, score it, add the probe's columns."""
     s, level = row.sample, row.level
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         torch.cuda.synchronize(device)
     t0 = time.perf_counter()
-    x_hat, info, status = run.guarded(s)
+    x_hat, info, status = recon.guarded(s)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
     failed = x_hat is None
     metrics = {"psnr": float("nan"), "ssim": float("nan")} if failed else image_metrics(x_hat, s.x, s.max_pixel)
     if status != "ok":
-        log.warning("%s %s level %s: %s", row.cfg.method.name, s.image_id, level, status)
+        log.warning("%s %s level %s: %s", row.run.method.name, s.image_id, level, status)
     if not failed and row.first_seed:
         examples.add(level, s, x_hat, metrics)
-        metrics.update(row.probe.extra(level_recon, row.task, s, x_hat, row.cfg.seed))
+        metrics.update(row.probe.extra(level_recon, row.task, s, x_hat, row.run.seed))
     return {
         **row.common,
         "level": level,
@@ -186,51 +159,59 @@ def evaluate_one(row: Row, run: Reconstruction, level_recon: Reconstruction, dev
 
 
 def run(cfg: DictConfig) -> dict:
+    """The command line's job: check the composed config, resolve it into a `Run`, execute it."""
     validate(cfg)
     check_targets(cfg.method)
     check_targets(cfg.task)
     check_targets(cfg.probe)
-    device = resolve_device(str(cfg.device))
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
-    store = ResultStore(cfg.out)
+    return execute(Run.from_config(cfg))
+
+
+def execute(run: Run) -> dict:
+    """Train (or load), calibrate, evaluate and store one combination; skip it when its rows exist."""
+    device = resolve_device(run.device)
+    if run.threads:
+        torch.set_num_threads(int(run.threads))
+    out = run.folders.out
+    store = ResultStore(out)
     store.check_writable()
-    combo, label = combination_key(cfg), combination_label(cfg)
-    if store.has(combo) and not cfg.retrain:
+    combo, label = combination_key(run), run.label
+    if store.has(combo) and not run.retrain:
         log.info("%s: finished already (%s), skipping", label, store.rows_path(combo))
         store.refresh()
         return {"label": label, "skipped": True}
-    atomic_write_text(Path(cfg.out) / "configs" / f"{label}.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    if run.config is not None:
+        atomic_write_text(out / "configs" / f"{label}.yaml", OmegaConf.to_yaml(run.config, resolve=True))
 
-    task = build(cfg.task.spec)
-    method = build(cfg.method.model).to(device)
-    weights = prepare_weights(cfg, method, device)
+    task = build(run.task.spec)
+    method = build(run.method.model).to(device)
+    weights = prepare_weights(run, method, device)
     method.eval()
-    hp, calib_psnr, calib_seconds = fit_hyperparameters(cfg, method, task, device, weights["key"])
-    recon = Reconstruction(method, hp, solver_options(cfg))
+    hp, calib_psnr, calib_seconds = fit_hyperparameters(run, method, task, device, weights["key"])
+    recon = Reconstruction(method, hp, solver_options(run.profile, run.method))
     common = {
-        "method": method_label(cfg),
+        "method": run.method.label,
         "training": weights["training"],
-        "task": cfg.task.name,
-        "probe": cfg.probe.name,
-        "seed": int(cfg.seed),
+        "task": run.task.name,
+        "probe": run.probe.name,
+        "seed": run.seed,
         "params": method.n_params(),
         "config_hash": combo,
         "checkpoint": weights["key"],
         "git_rev": git_rev(),
         "device": device_name(device),
-        "profile": cfg.profile.name,
+        "profile": run.profile.name,
         "train_minutes": weights["train_minutes"],
         "hyper": json.dumps(hp, sort_keys=True),
         "calib_psnr": calib_psnr,
         "calib_seconds": calib_seconds,
     }
     t0 = time.perf_counter()
-    rows = evaluate(cfg, recon, task, device, common)
+    rows = evaluate(run, recon, task, device, common)
     store.write_rows(combo, rows)
     board = store.refresh()
-    log_combination(cfg, rows, board)  # logger=wandb: one W&B run; never raises
-    mine = board[(board.method == common["method"]) & (board.task == cfg.task.name) & (board.probe == cfg.probe.name)]
+    log_combination(run, rows, board)  # logger=wandb: one W&B run; never raises
+    mine = board[(board.method == common["method"]) & (board.task == run.task.name) & (board.probe == run.probe.name)]
     for r in mine.itertuples():
         log.info(
             "%s level %s: PSNR %.2f +- %.2f dB, SSIM %.4f, %.2fs/image over %d images (eval %.0fs)",
@@ -243,5 +224,5 @@ def run(cfg: DictConfig) -> dict:
             r.n_images,
             time.perf_counter() - t0,
         )
-    log.info("leaderboard: %s", Path(cfg.out) / "leaderboard.md")
+    log.info("leaderboard: %s", out / "leaderboard.md")
     return {"label": label, "skipped": False, "rows": len(rows)}

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from PIL import Image
 
-from regbench.core.labels import method_label
+from regbench.core.spec import Run
 from regbench.training import checkpoints
 from regbench.results import leaderboard
 from regbench.results import references
@@ -85,9 +85,9 @@ def triptych(folder: Path, files: dict) -> np.ndarray:
 
 
 class WandbLogger:
-    def __init__(self, cfg: DictConfig):
-        self.options = cfg.logger
-        self.out = Path(cfg.out).resolve()
+    def __init__(self, options: dict, out: Path):
+        self.options = options
+        self.out = Path(out).resolve()
         self.mode = resolve_mode(str(self.options.get("mode", "auto")))
         self.group = self.options.get("group") or sweep_group(self.out)
         self.told_offline = False
@@ -134,18 +134,18 @@ class WandbLogger:
             self._finish(run, ok)
 
     # -- one combination ------------------------------------------------------
-    def combination(self, cfg: DictConfig, rows: list[dict], board) -> None:
+    def combination(self, run: Run, rows: list[dict], board) -> None:
         common = rows[0] if rows else {}
-        label = label_of(method_label(cfg), cfg.task.name, cfg.probe.name)
-        config = OmegaConf.to_container(cfg, resolve=True)
+        label = label_of(run.method.label, run.task.name, run.probe.name)
+        config = OmegaConf.to_container(run.config, resolve=True) if run.config is not None else {}
         init = {"name": label, "job_type": "combination", "config": config,
-                "tags": [cfg.method.name, cfg.task.name, cfg.probe.name, cfg.profile.name,
+                "tags": [run.method.name, run.task.name, run.probe.name, run.profile.name,
                          *([f"training={common['training']}"] if common.get("training") not in (None, "none") else [])]}
 
-        def write(run):
+        def write(wandb_run):
             import wandb
 
-            self._log_training(run, cfg, common.get("checkpoint"))
+            self._log_training(wandb_run, run, common.get("checkpoint"))
             df = pd.DataFrame(rows)
             media = {"per_image": wandb.Table(dataframe=df[[c for c in ROW_COLUMNS if c in df]].reset_index(drop=True))}
             for index in load_examples(self.out):
@@ -155,10 +155,10 @@ class WandbLogger:
                     media[f"examples/level={level}"] = [
                         wandb.Image(triptych(index["folder"], e["files"]),
                                     caption=f"{e['image_id']}: truth | initializer {e['init_psnr']:.2f} dB | "
-                                            f"{cfg.method.name} {e['psnr']:.2f} dB")
+                                            f"{run.method.name} {e['psnr']:.2f} dB")
                         for e in index["examples"] if e["level"] == level]
-            run.log(media)
-            run.summary.update(self._summary(df))
+            wandb_run.log(media)
+            wandb_run.summary.update(self._summary(df))
 
         self._publish(init, write)
 
@@ -177,25 +177,25 @@ class WandbLogger:
         return summary
 
     @staticmethod
-    def _log_training(run, cfg: DictConfig, key: str | None) -> None:
+    def _log_training(wandb_run, run: Run, key: str | None) -> None:
         """The checkpoint's training history (subsampled to <= ~200 points when it was saved)."""
-        if not key or cfg.method.get("train") is None:
+        if not key or not run.method.trains:
             return
-        name = checkpoints.weights_name(checkpoints.run_spec(cfg))
-        entry = checkpoints.entry(cfg, name, key) or {}
+        name = checkpoints.weights_name(checkpoints.spec_of(run))
+        entry = checkpoints.entry(run.folders, name, key) or {}
         train_log = entry.get("log") or {}
         history = train_log.get("history") or {}
         length = min((len(v) for v in history.values()), default=0)
         if not length:
             return
         stride = max(1, int(train_log.get("steps", length)) // 200)
-        run.define_metric("train/step")
-        run.define_metric("train/*", step_metric="train/step")
+        wandb_run.define_metric("train/step")
+        wandb_run.define_metric("train/*", step_metric="train/step")
         for i in range(length):
-            run.log({"train/step": i * stride, **{f"train/{k}": float(v[i]) for k, v in history.items()}})
+            wandb_run.log({"train/step": i * stride, **{f"train/{k}": float(v[i]) for k, v in history.items()}})
 
     # -- the sweep's leaderboard ----------------------------------------------
-    def leaderboard(self, cfg: DictConfig) -> None:
+    def leaderboard(self) -> None:
         path = self.out / "results.parquet"
         if not path.exists():
             return

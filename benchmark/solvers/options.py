@@ -1,4 +1,4 @@
-"""The options a reconstruction runs with: one typed record, built from a run's config (profile, method YAML).
+"""The options a reconstruction runs with: one typed record, built from a run's profile and method specs.
 
 `SolverOptions` holds what the shared solver reads (tolerance, iteration cap, restarts,
 energy tracking, a per-iteration callback) and what the engine sets per sample (the task's
@@ -13,8 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from omegaconf import DictConfig, OmegaConf
-
+from regbench.core.spec import MethodSpec, ProfileSpec
 from regbench.datasets.task import OperatorFacts
 
 
@@ -56,34 +55,14 @@ class SolverOptions:
         }
 
 
-def solver_options(cfg: DictConfig) -> SolverOptions:
-    """The profile's solver settings and the method's own reconstruction settings for the profile."""
+def solver_options(profile: ProfileSpec, method: MethodSpec | None = None) -> SolverOptions:
+    """The profile's solver settings and the method's own reconstruction settings for the profile
+    (`reconstruct.<profile>` in its YAML, e.g. sampler steps; seeds and n_test excluded). The latter
+    are not part of the checkpoint key: changing them never retrains (they are part of the
+    combination key and the calibration key)."""
     return SolverOptions(
-        tol=float(cfg.profile.solver.tol),
-        max_iter=int(cfg.profile.solver.max_iter),
-        compile=bool(cfg.profile.solver.get("compile", False)),
-        method=reconstruct_options(cfg),
+        tol=profile.tol,
+        max_iter=profile.max_iter,
+        compile=profile.compile,
+        method=dict(method.options) if method is not None else {},
     )
-
-
-def reconstruct_options(cfg: DictConfig) -> dict:
-    """The method's own reconstruction settings for this profile (`reconstruct.<profile>` in its
-    YAML, e.g. sampler steps), seeds excluded. Not part of the checkpoint key: changing them
-    never retrains (they are part of the combination key and the calibration key)."""
-    per_profile = cfg.method.get("reconstruct")
-    if not per_profile:
-        return {}
-    options = OmegaConf.to_container(per_profile[cfg.profile.name], resolve=True)  # validate() checked it is there
-    options.pop("seeds", None)
-    options.pop("n_test", None)
-    return options
-
-
-def convergence_options(cfg: DictConfig) -> tuple[dict, int]:
-    """(the option changes that track the energy on the rows of energy-based methods, or {}; PSNR-vs-iteration
-    traces per combination)."""
-    conv = cfg.get("convergence") or {}
-    energy = (
-        {"track_energy": True, "energy_every": int(conv.get("energy_every", 1))} if conv.get("energy", False) else {}
-    )
-    return energy, int(conv.get("traces", 2))

@@ -14,27 +14,18 @@ import hashlib
 import io
 import json
 import logging
-import os
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from regbench.core.hashing import config_hash, portable
-from regbench.core.plugins import REPO_ROOT
-from regbench.core.registry import compose, known, method_config, training_yaml
+from regbench.core.registry import compose, known, training_yaml
+from regbench.core.spec import Folders, MethodSpec, Run
 from regbench.results.store import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 MANIFEST = "MANIFEST.json"
-
-
-def cache_root(cfg: DictConfig) -> Path:
-    return Path(cfg.cache_dir or os.environ.get("REGBENCH_CACHE") or REPO_ROOT / ".cache" / "regbench")
-
-
-def weights_root(cfg: DictConfig) -> Path:
-    return Path(cfg.weights_dir or REPO_ROOT / "results" / "weights")
 
 
 def training_spec(method_cfg: DictConfig, profile: str, seed: int, training: DictConfig | None = None) -> dict | None:
@@ -97,9 +88,9 @@ def training_spec(method_cfg: DictConfig, profile: str, seed: int, training: Dic
     }
 
 
-def run_spec(cfg: DictConfig) -> dict | None:
-    """The training spec of a run's config (its method, training scheme, profile and seed)."""
-    return training_spec(cfg.method, cfg.profile.name, cfg.seed, cfg.get("training"))
+def spec_of(run: Run) -> dict | None:
+    """The training spec of a run (its method, training scheme, profile and seed)."""
+    return training_spec(run.method.config, run.profile.name, run.seed, run.method.training)
 
 
 def scheme_settings(method: str, default: str | None, training: DictConfig | None) -> tuple[str, dict]:
@@ -116,17 +107,16 @@ def scheme_settings(method: str, default: str | None, training: DictConfig | Non
     return settings.pop("name"), settings
 
 
-def init_config(cfg: DictConfig) -> DictConfig:
-    """The full config of the method named by this run's `train.init` (same profile, data, seed and
-    folders): its YAML in place of this run's method, trained under its own scheme."""
-    name = cfg.method.train.init
-    other = cfg.copy()
-    OmegaConf.set_struct(other, False)
-    other.method = method_config(name)
-    other.training = None  # the other method trains under its own scheme
+def init_run(run: Run) -> Run:
+    """The run of the method named by this run's `train.init` (same profile, seed and folders): its
+    YAML in place of this run's method, trained under its own scheme, never retrained here (under
+    retrain=true only this run's method retrains)."""
+    name = run.method.config.train.init
+    data = [f"data.download={str(run.download).lower()}", *([f"data.root={run.data_root}"] if run.data_root else [])]
+    other = compose([f"method={name}", f"profile={run.profile.name}", f"seed={run.seed}", *data])
     if other.method.get("train") is None:
-        raise ValueError(f"method {cfg.method.name!r}: train.init={name!r} names a method with nothing trained")
-    return other
+        raise ValueError(f"method {run.method.name!r}: train.init={name!r} names a method with nothing trained")
+    return run.replace(method=MethodSpec.from_config(other.method, run.profile.name), retrain=False)
 
 
 def weights_name(spec: dict) -> str:
@@ -153,24 +143,24 @@ def _read_manifest(folder: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _candidates(cfg: DictConfig, name: str, key: str):
-    cache = cache_root(cfg) / "checkpoints"
+def _candidates(folders: Folders, name: str, key: str):
+    cache = folders.cache / "checkpoints"
     entry_file = cache / f"{name}-{key}.json"
     if entry_file.exists():
         try:
             yield cache / f"{name}-{key}.pt", json.loads(entry_file.read_text())
         except json.JSONDecodeError:
             log.warning("checkpoint manifest %s is corrupt; ignoring it", entry_file)
-    released = weights_root(cfg)
+    released = folders.weights
     entry = _read_manifest(released).get(key)
     if entry is not None:
         yield released / entry["file"], entry
 
 
-def trained_since(cfg: DictConfig, name: str, key: str, started: float) -> bool:
+def trained_since(folders: Folders, name: str, key: str, started: float) -> bool:
     """Whether the cache holds a checkpoint for `key` trained after `started` (epoch
     seconds): under retrain=true, a sweep's parallel jobs train each model once."""
-    entry_file = cache_root(cfg) / "checkpoints" / f"{name}-{key}.json"
+    entry_file = folders.cache / "checkpoints" / f"{name}-{key}.json"
     try:
         created = dt.datetime.fromisoformat(json.loads(entry_file.read_text())["created"]).timestamp()
     except (OSError, ValueError, KeyError):
@@ -178,23 +168,23 @@ def trained_since(cfg: DictConfig, name: str, key: str, started: float) -> bool:
     return created >= int(started)
 
 
-def entry(cfg: DictConfig, name: str, key: str) -> dict | None:
+def entry(folders: Folders, name: str, key: str) -> dict | None:
     """The manifest entry (training log included) of the checkpoint for `key`, without reading weights."""
-    return next((e for _, e in _candidates(cfg, name, key)), None)
+    return next((e for _, e in _candidates(folders, name, key)), None)
 
 
-def load_cached(cfg: DictConfig, name: str, key: str) -> tuple[dict, dict] | None:
+def load_cached(folders: Folders, name: str, key: str) -> tuple[dict, dict] | None:
     """Like `load`, but only the cache (what a run trained), never the released folder."""
-    released = weights_root(cfg)
-    for path, entry in _candidates(cfg, name, key):
+    released = folders.weights
+    for path, entry in _candidates(folders, name, key):
         if path.parent != released and path.exists() and _sha256(path.read_bytes()) == entry.get("sha256"):
             return torch.load(path, map_location="cpu", weights_only=True), entry
     return None
 
 
-def load(cfg: DictConfig, name: str, key: str) -> tuple[dict, dict] | None:
+def load(folders: Folders, name: str, key: str) -> tuple[dict, dict] | None:
     """(state_dict, manifest entry) of a valid checkpoint for `key`, or None."""
-    for path, entry in _candidates(cfg, name, key):
+    for path, entry in _candidates(folders, name, key):
         if not path.exists():
             continue
         blob = path.read_bytes()
@@ -205,7 +195,7 @@ def load(cfg: DictConfig, name: str, key: str) -> tuple[dict, dict] | None:
     return None
 
 
-def save(cfg: DictConfig, name: str, key: str, state: dict, entry: dict, folder: Path | None = None) -> dict:
+def save(folders: Folders, name: str, key: str, state: dict, entry: dict, folder: Path | None = None) -> dict:
     """Write the checkpoint and its manifest entry (to the cache unless `folder` is given)."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -217,9 +207,9 @@ def save(cfg: DictConfig, name: str, key: str, state: dict, entry: dict, folder:
         "sha256": _sha256(blob),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    folder = folder or cache_root(cfg) / "checkpoints"
+    folder = folder or folders.cache / "checkpoints"
     atomic_write(folder / entry["file"], lambda p: p.write_bytes(blob))
-    if folder == cache_root(cfg) / "checkpoints":
+    if folder == folders.cache / "checkpoints":
         atomic_write_text(folder / f"{name}-{key}.json", json.dumps(entry, indent=2))
     else:
         manifest = _read_manifest(folder)

@@ -22,7 +22,7 @@ from regbench.calibration.fit import fit_hyperparameters
 from regbench.core.device import resolve_device
 from regbench.core.instantiate import build
 from regbench.core.registry import compose, method_yaml, sweep_members, sweep_params
-from regbench.solvers.options import reconstruct_options
+from regbench.core.spec import Run
 from regbench.training import checkpoints
 from regbench.training.weights import cpu_state, snapshot_path, train_method
 
@@ -60,17 +60,17 @@ def released_pairs() -> list[tuple[str, str | None]]:
 def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), from_cache: bool = False) -> dict:
     """Train (or take from the cache) the checkpoint of `method` under `overrides` (e.g. `training=score`),
     calibrate it on its default task and write both into results/weights/."""
-    cfg = compose([f"method={method}", f"profile={profile}", "retrain=true", *overrides])
-    spec = checkpoints.run_spec(cfg)
+    run = Run.from_config(compose([f"method={method}", f"profile={profile}", "retrain=true", *overrides]))
+    folders = run.folders
+    spec = checkpoints.spec_of(run)
     key, name = checkpoints.checkpoint_key(spec), checkpoints.weights_name(spec)
-    device = resolve_device(str(cfg.device))
-    model = build(cfg.method.model).to(device)
+    device = resolve_device(run.device)
+    model = build(run.method.model).to(device)
     part = checkpoints.trained_part(spec, model)
-    cached = checkpoints.load_cached(cfg, name, key) if from_cache else None
+    cached = checkpoints.load_cached(folders, name, key) if from_cache else None
     if from_cache and cached is None:
         raise SystemExit(
-            f"{method}: no valid cached checkpoint for key {key} in {checkpoints.cache_root(cfg)}; "
-            "run without from_cache"
+            f"{method}: no valid cached checkpoint for key {key} in {folders.cache}; run without from_cache"
         )
     if cached is not None:
         state, entry = cached
@@ -80,24 +80,24 @@ def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), 
         log.info("%s: releasing the cached checkpoint (key %s, trained %s)", method, key, cached[1].get("created"))
     else:
         log.info("%s: training for release (key %s)", method, key)
-        entry = train_method(cfg, model, device, spec)
+        entry = train_method(run, model, device, spec)
     model.eval()
     state = cpu_state(part)  # before calibration: the checkpoint carries the hyperparameters training left
-    calibration_key = calibrations.calibration_key(cfg, model.hp, key, reconstruct_options(cfg))
-    task = build(cfg.task.spec)
-    hp, psnr, _ = fit_hyperparameters(cfg, model, task, device, key)
+    calibration_key = calibrations.calibration_key(run, model.hp, key)
+    task = build(run.task.spec)
+    hp, psnr, _ = fit_hyperparameters(run, model, task, device, key)
     entry["calibration"] = {
         "method": method,
         "overrides": list(overrides),  # what composes this checkpoint's config besides method and profile
-        "task": cfg.task.name,
+        "task": run.task.name,
         "hp": hp,
         "psnr": psnr,
-        "images": cfg.profile.data.n_calib,
-        "crop": cfg.profile.data.calib_crop,
+        "images": run.profile.n_calib,
+        "crop": run.profile.calib_crop,
     }
-    released = checkpoints.save(cfg, name, key, state, entry, folder=checkpoints.weights_root(cfg))
-    snapshot_path(cfg, spec).unlink(missing_ok=True)  # the release holds the weights: the training snapshot is obsolete
-    calibrations.release(cfg, method, calibration_key, [f"method={method}", f"profile={profile}", *overrides])
+    released = checkpoints.save(folders, name, key, state, entry, folder=folders.weights)
+    snapshot_path(folders, spec).unlink(missing_ok=True)  # the release holds the weights: the snapshot is obsolete
+    calibrations.release(run, method, calibration_key, [f"method={method}", f"profile={profile}", *overrides])
     return released
 
 

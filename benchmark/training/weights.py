@@ -9,14 +9,13 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
 
 from regbench.core.device import make_deterministic
 from regbench.core.hashing import config_hash, portable
 from regbench.core.instantiate import build
-from regbench.core.labels import method_label
 from regbench.core.locks import file_lock
 from regbench.core.provenance import device_name, git_rev
+from regbench.core.spec import Folders, MethodSpec, Run
 from regbench.datasets.patches import PatchSampler
 from regbench.training import checkpoints
 from regbench.training.schemes import scheme_for
@@ -26,22 +25,22 @@ SWEEP_STARTED = "REGBENCH_SWEEP_STARTED"
 _PROCESS_STARTED = time.time()
 
 
-def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> dict:
+def train_method(run: Run, method, device: torch.device, spec: dict) -> dict:
     """Train `method` on its training data within the profile's budget; returns its manifest entry."""
     make_deterministic()
-    torch.manual_seed(cfg.seed)
-    warm_start(cfg, method, device, spec)
-    data = build(cfg.method.train.data)
-    patches = PatchSampler(data, n_images=spec["train"].get("n_images"), seed=cfg.seed, device=device)
+    torch.manual_seed(run.seed)
+    warm_start(run, method, device, spec)
+    data = build(run.method.config.train.data)
+    patches = PatchSampler(data, n_images=spec["train"].get("n_images"), seed=run.seed, device=device)
     budget = {
         **spec["train"],
-        "seed": cfg.seed,
-        "snapshot": str(snapshot_path(cfg, spec)),
-        "snapshot_every_s": float(cfg.snapshot_every_s),
+        "seed": run.seed,
+        "snapshot": str(snapshot_path(run.folders, spec)),
+        "snapshot_every_s": run.snapshot_every_s,
     }
-    scheme = scheme_for(cfg.method.name, spec, method)
+    scheme = scheme_for(run.method.name, spec, method)
     label = f"{checkpoints.weights_name(spec)} ({spec['training']})"
-    train_log = scheme.train(method, patches, budget, progress=cfg.progress, label=label)
+    train_log = scheme.train(method, patches, budget, progress=run.progress, label=label)
     minutes = float(train_log.pop("minutes", 0.0))
     return {
         "method": checkpoints.weights_name(spec),
@@ -55,16 +54,12 @@ def train_method(cfg: DictConfig, method, device: torch.device, spec: dict) -> d
     }
 
 
-def snapshot_path(cfg: DictConfig, spec: dict) -> Path:
+def snapshot_path(folders: Folders, spec: dict) -> Path:
     """Where an unfinished training of this spec keeps its state (resumed by the next run, removed once saved)."""
-    return (
-        checkpoints.cache_root(cfg)
-        / "snapshots"
-        / f"{checkpoints.weights_name(spec)}-{checkpoints.checkpoint_key(spec)}.pt"
-    )
+    return folders.cache / "snapshots" / f"{checkpoints.weights_name(spec)}-{checkpoints.checkpoint_key(spec)}.pt"
 
 
-def warm_start(cfg: DictConfig, method, device: torch.device, spec: dict) -> None:
+def warm_start(run: Run, method, device: torch.device, spec: dict) -> None:
     """`train.init: <method>`: training starts from that method's trained weights (loaded, or
     trained first when neither the cache nor the release has them), e.g. the diffusion prior
     from PnP's denoiser. The part trained here takes the same-named submodule of the other
@@ -72,15 +67,14 @@ def warm_start(cfg: DictConfig, method, device: torch.device, spec: dict) -> Non
     a valid checkpoint for the other's key is used (`make train-release` has just released it)."""
     if not spec["train"].get("init"):
         return
-    other_cfg = checkpoints.init_config(cfg)
-    other_cfg.retrain = False
-    other = build(other_cfg.method.model).to(device)
-    prepare_weights(other_cfg, other, device)
+    other_run = checkpoints.init_run(run)
+    other = build(other_run.method.model).to(device)
+    prepare_weights(other_run, other, device)
     source = checkpoints.trained_part(spec, other)  # the other method's part with this one's module name
     checkpoints.trained_part(spec, method).load_state_dict(source.state_dict())
     log.info(
         "%s: training starts from %s's weights (key %s)",
-        cfg.method.name,
+        run.method.name,
         spec["train"]["init"]["method"],
         spec["train"]["init"]["key"],
     )
@@ -95,32 +89,38 @@ def cpu_state(method) -> dict:
     return {k: v.cpu() if torch.is_tensor(v) else v for k, v in method.state_dict().items()}
 
 
-def weights_key(cfg: DictConfig) -> str:
+def weights_key(run: Run) -> str:
     """The key of the weights a combination uses: its checkpoint's, or (nothing trained) its model config's."""
-    spec = checkpoints.run_spec(cfg)
-    return config_hash(portable(cfg.method.model)) if spec is None else checkpoints.checkpoint_key(spec)
+    spec = checkpoints.spec_of(run)
+    return untrained_key(run.method) if spec is None else checkpoints.checkpoint_key(spec)
 
 
-def prepare_weights(cfg: DictConfig, method, device: torch.device) -> dict:
+def untrained_key(method: MethodSpec) -> str:
+    """The weights key of a method with nothing to train: its model config's hash."""
+    return config_hash(portable(method.model))
+
+
+def prepare_weights(run: Run, method, device: torch.device) -> dict:
     """Load the checkpoint for this training config, or train and save one; returns its key, training
     minutes and training scheme ("none": nothing trained)."""
-    spec = checkpoints.run_spec(cfg)
+    spec = checkpoints.spec_of(run)
     if spec is None:
-        return {"key": weights_key(cfg), "train_minutes": 0.0, "training": "none"}
+        return {"key": untrained_key(run.method), "train_minutes": 0.0, "training": "none"}
     key, name = checkpoints.checkpoint_key(spec), checkpoints.weights_name(spec)
     part = checkpoints.trained_part(spec, method)
     # parallel jobs needing the same weights: one trains, the others wait and load
-    with file_lock(checkpoints.cache_root(cfg) / "locks" / f"{name}-{key}.lock"):
-        fresh = cfg.retrain and not checkpoints.trained_since(cfg, name, key, job_started())
-        found = None if fresh else checkpoints.load(cfg, name, key)
+    folders = run.folders
+    with file_lock(folders.cache / "locks" / f"{name}-{key}.lock"):
+        fresh = run.retrain and not checkpoints.trained_since(folders, name, key, job_started())
+        found = None if fresh else checkpoints.load(folders, name, key)
         if found is not None:
             state, entry = found
             part.load_state_dict(state)
             method.to(device)
-            log.info("%s: using checkpoint %s (%s)", method_label(cfg), entry["file"], entry.get("device", "?"))
+            log.info("%s: using checkpoint %s (%s)", run.method.label, entry["file"], entry.get("device", "?"))
             return {"key": key, "train_minutes": float(entry.get("train_minutes", 0.0)), "training": spec["training"]}
-        log.info("%s: training (checkpoint key %s)", method_label(cfg), key)
-        entry = train_method(cfg, method, device, spec)
-        checkpoints.save(cfg, name, key, cpu_state(part), entry)
-        snapshot_path(cfg, spec).unlink(missing_ok=True)
+        log.info("%s: training (checkpoint key %s)", run.method.label, key)
+        entry = train_method(run, method, device, spec)
+        checkpoints.save(folders, name, key, cpu_state(part), entry)
+        snapshot_path(folders, spec).unlink(missing_ok=True)
     return {"key": key, "train_minutes": entry["train_minutes"], "training": spec["training"]}
