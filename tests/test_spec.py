@@ -47,3 +47,15 @@ def test_a_warm_start_runs_the_other_method_under_its_own_scheme_in_the_same_fol
     assert (other.folders, other.seed, other.profile) == (run.folders, 3, run.profile)
     with pytest.raises(ValueError, match="train.init='tv' names a method with nothing trained"):
         checkpoints.init_run(run_of("method=diffpir", "profile=smoke", "method.train.init=tv"))
+
+
+def test_a_per_profile_section_for_an_unknown_profile_fails_in_one_line():
+    from conftest import compose
+
+    from regbench.core.validate import ConfigError, validate
+
+    validate(compose("method=deal", "profile=smoke"))
+    with pytest.raises(
+        ConfigError, match=r"method.train.budget \(of crr\)=\['cpuu'\] is not allowed; allowed: sections"
+    ):
+        validate(compose("method=crr", "profile=smoke", "+method.train.budget.cpuu.steps=3"))

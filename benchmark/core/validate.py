@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from regbench.core.device import ALLOWED as DEVICES
-from regbench.core.registry import incompatibility
+from regbench.core.registry import incompatibility, known
+
+# Settings that vary by profile are one spelling: a block keyed by profile name under what it sizes
+# (the model's widths, the training budget, the reconstruction settings).
+PER_PROFILE = ("size", "train.budget", "reconstruct")
 
 
 class ConfigError(ValueError):
@@ -56,6 +60,16 @@ def validate(cfg: DictConfig) -> None:
         levels,
         "a list starting with level 0 (the nominal task)",
     )
+    profiles = known("profile")
+    for block in PER_PROFILE:
+        node = OmegaConf.select(cfg.method, block, default=None)
+        unknown = sorted(set(node.keys()) - set(profiles)) if hasattr(node, "keys") else []
+        _require(
+            not unknown,
+            f"method.{block} (of {cfg.method.name})",
+            unknown,
+            f"sections named by profile: {', '.join(profiles)}",
+        )
     per_profile = cfg.method.get("reconstruct")
     if per_profile:
         _require(
