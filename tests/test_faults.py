@@ -287,12 +287,31 @@ def test_an_unreadable_snapshot_is_reported_and_training_starts_over(tmp_path, c
     assert torch.equal(other.weight, net.weight)
 
 
-def test_a_release_removes_its_training_snapshot(tmp_path):
+def test_a_release_removes_its_training_snapshot_and_what_it_supersedes(tmp_path):
+    """A release replaces the one made for the same command line under an older config (another key):
+    its file, manifest entry and calibration go; other releases stay."""
+    import json
+
     from regbench.training.release import release
 
     cache, weights = tmp_path / "cache", tmp_path / "weights"
-    entry = release(
-        "crr", "smoke", (f"cache_dir={cache}", f"weights_dir={weights}", "snapshot_every_s=0", "progress=false")
+    overrides = (f"cache_dir={cache}", f"weights_dir={weights}", "snapshot_every_s=0", "progress=false")
+    weights.mkdir()
+    for name in ("crr-old.pt", "wcrr-other.pt"):
+        (weights / name).write_bytes(b"weights")
+    manifest = {
+        "old": {"file": "crr-old.pt", "calibration": {"method": "crr", "overrides": list(overrides)}},
+        "other": {"file": "wcrr-other.pt", "calibration": {"method": "wcrr", "overrides": list(overrides)}},
+    }
+    (weights / "MANIFEST.json").write_text(json.dumps(manifest))
+    command = ["method=crr", "profile=smoke", *overrides]
+    (weights / "CALIBRATIONS.json").write_text(
+        json.dumps({"crr-old": {"overrides": command}, "tv-x": {"overrides": []}})
     )
+    entry = release("crr", "smoke", overrides)
     assert (weights / entry["file"]).is_file()
     assert (cache / "snapshots").is_dir() and not list((cache / "snapshots").iterdir())
+    assert set(json.loads((weights / "MANIFEST.json").read_text())) == {entry["key"], "other"}
+    assert not (weights / "crr-old.pt").exists() and (weights / "wcrr-other.pt").exists()
+    calibrations = json.loads((weights / "CALIBRATIONS.json").read_text())
+    assert "crr-old" not in calibrations and "tv-x" in calibrations and len(calibrations) == 2

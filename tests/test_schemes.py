@@ -89,24 +89,34 @@ def denoising():
 
 
 def _denoised_psnr(method, x, y) -> float:
+    """PSNR at the best lam of a log grid around the learned one (as calibration would pick it: a
+    scheme that trains at another noise level than the test's learns R, not the test's lam)."""
+    best = float("-inf")
     with torch.no_grad():
         reg = method.regularizer(method.hp, SolverOptions(), y)
-        lam = method.hp["lam"]
-        out, _ = apg(y, lambda z: z - y + lam * reg.grad(z), lipschitz=1 + lam * reg.lipschitz, max_iter=200)
-    return float(-10 * torch.log10(((out - x) ** 2).mean()))
+        for factor in (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0):
+            lam = method.hp["lam"] * factor
+            out, _ = apg(y, lambda z: z - y + lam * reg.grad(z), lipschitz=1 + lam * reg.lipschitz, max_iter=200)
+            best = max(best, float(-10 * torch.log10(((out - x) ** 2).mean())))
+    return best
 
 
-@pytest.mark.parametrize("scheme", ["bilevel_ift", "bilevel_jfb", "score", "adversarial", "adversarial_local"])
-def test_every_regularizer_scheme_improves_the_same_architecture(scheme, denoising):
+@pytest.mark.parametrize(
+    "scheme, steps",
+    # a critic moves R more slowly than a loss on the denoised patch: more (cheap) steps
+    [("bilevel_ift", 25), ("bilevel_jfb", 25), ("score", 25), ("adversarial", 100), ("adversarial_local", 100)],
+)
+def test_every_regularizer_scheme_improves_the_same_architecture(scheme, steps, denoising):
+    """Each scheme beats the initialization at its best lam (both searched alike)."""
     x, y = denoising
     spec = checkpoints.spec_of(run_of("method=wcrr", "profile=smoke", f"training={scheme}"))
     method = WCRR(**{k: v for k, v in spec["model"].items() if k != "_target_"})
     before = _denoised_psnr(method, x, y)
     patches = PatchSampler(BSDS500(split="train400", root=None, download=False), n_images=8, seed=0)
-    log = load_scheme(scheme).train(method, patches, {**spec["train"], "steps": 25, "seed": 0}, progress=False)
+    log = load_scheme(scheme).train(method, patches, {**spec["train"], "steps": steps, "seed": 0}, progress=False)
     after = _denoised_psnr(method, x, y)
     assert after > before + 0.5, (scheme, before, after)
-    assert len(log["history"]["loss"]) == 25 and set(log["history"]) >= {"lam", "mu"}
+    assert len(log["history"]["loss"]) == steps and set(log["history"]) >= {"lam", "mu"}
     assert set(log["history"]) >= ({"gap", "penalty"} if scheme.startswith("adversarial") else {"psnr"})
 
 

@@ -104,7 +104,9 @@ def release(run: Run, name: str, key: str, overrides: list[str]) -> dict:
         "released": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     path = released_path(run.folders)
-    entries = _read(path) or {}
+    entries = {  # a calibration released for the same command line under another key is superseded
+        k: v for k, v in (_read(path) or {}).items() if v.get("overrides") != record["overrides"]
+    }
     entries[f"{name}-{key}"] = record
     atomic_write_text(path, json.dumps(dict(sorted(entries.items())), indent=1, sort_keys=True) + "\n")
     return record

@@ -195,6 +195,24 @@ def load(folders: Folders, name: str, key: str) -> tuple[dict, dict] | None:
     return None
 
 
+def drop_superseded(folder: Path, entry: dict) -> list[str]:
+    """Remove the released checkpoints that `entry` supersedes: those released for the same method
+    and overrides under another key (a changed config). Returns the files removed."""
+    manifest, released = _read_manifest(folder), entry.get("calibration") or {}
+    stale = [
+        key
+        for key, other in manifest.items()
+        if key != entry["key"]
+        and (other.get("calibration") or {}).get("method") == released.get("method")
+        and (other.get("calibration") or {}).get("overrides") == released.get("overrides")
+    ]
+    for key in stale:
+        (folder / manifest.pop(key)["file"]).unlink(missing_ok=True)
+    if stale:
+        atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+    return stale
+
+
 def save(folders: Folders, name: str, key: str, state: dict, entry: dict, folder: Path | None = None) -> dict:
     """Write the checkpoint and its manifest entry (to the cache unless `folder` is given)."""
     buffer = io.BytesIO()

@@ -96,6 +96,8 @@ def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), 
         "crop": run.profile.calib_crop,
     }
     released = checkpoints.save(folders, name, key, state, entry, folder=folders.weights)
+    for stale in checkpoints.drop_superseded(folders.weights, released):
+        log.info("%s: removed the superseded release %s", method, stale)
     snapshot_path(folders, spec).unlink(missing_ok=True)  # the release holds the weights: the snapshot is obsolete
     calibrations.release(run, method, calibration_key, [f"method={method}", f"profile={profile}", *overrides])
     return released

@@ -10,7 +10,12 @@ learned hyperparameters):
     Hessian system solved by CG (the method's `hessian_operator` when it has one, else
     Hessian-vector products by autograd), as the bilevel training of the comparative study of
     learned regularizers (Hertrich, Wong, Denker et al. 2025);
-  - `bilevel_jfb`: Jacobian-free backpropagation, through one gradient step from the minimizer.
+  - `bilevel_jfb`: Jacobian-free backpropagation, through one gradient step from the minimizer,
+    x* - step (x* - y + lam grad R(x*)). It stands (I + lam Hess R)^-1 by `step` x I; the YAML's
+    step 1 (the data term's own step) keeps the flat directions, where most of an image's error
+    lies, at their exact weight. The safe step 1 / (1 + lam L_R) scales the whole hypergradient
+    down by 1 + lam L_R (tens along a ridge training), which puts the gradients of the ridge
+    regularizers' splines below Adam's epsilon: they hardly learn.
 Training on the minimizer rather than through a fixed number of unrolled steps keeps the model
 from exploiting early stopping.
 """
@@ -46,7 +51,7 @@ class Bilevel(RegularizerScheme):
             loss = F.mse_loss(x_star, x).detach()
             (-(residual * v).sum()).backward()
         else:
-            loss = F.mse_loss(x_star - residual / lip, x)
+            loss = F.mse_loss(x_star - float(settings.get("step", 1.0)) * residual, x)
             loss.backward()
         return mse_metrics(loss, lipschitz=lip)
 
