@@ -134,7 +134,10 @@ def test_report_is_self_contained(smoke_report):
     assert images and all(src.startswith("data:image/png;base64,") for src in images)
     convergence = re.findall(r'<img class=plot alt="convergence denoise_bsd68"', html)
     assert len(convergence) == 1  # the energy-based methods' PSNR-vs-iteration traces
-    assert len(images) == 2 * (2 + len(METHODS)) + 1  # 2 example images: ground truth, initializer, each method
+    intervals = re.findall(r'<img class=plot alt="mean PSNR with 95% intervals denoise_bsd68"', html)
+    assert len(intervals) == 1  # each method's mean with its bootstrap interval
+    # 2 example images (ground truth, initializer, each method), the convergence and the interval plot
+    assert len(images) == 2 * (2 + len(METHODS)) + 2
 
 
 def test_report_renders_in_headless_chromium(smoke_report, smoke_sweep, tmp_path):

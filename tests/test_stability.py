@@ -300,11 +300,12 @@ def test_degradation_plots_are_written_as_png(tmp_path):
     from regbench.results.report import write_plots
 
     paths = write_plots(leaderboard.aggregate(_board()), tmp_path)
-    assert paths == [tmp_path / "plots" / "t__worst_case.png"]
-    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with Image.open(paths[0]) as im:
-        pixels = np.asarray(im.convert("L"), dtype=float)
-    assert pixels.std() > 5 and (pixels < 128).mean() > 0.005  # curves and text, not a blank canvas
+    assert paths == [tmp_path / "plots" / "t__intervals.png", tmp_path / "plots" / "t__worst_case.png"]
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with Image.open(path) as im:
+            pixels = np.asarray(im.convert("L"), dtype=float)
+        assert pixels.std() > 5 and (pixels < 128).mean() > 0.005  # curves and text, not a blank canvas
 
 
 def test_probe_summary_reports_drop_auc_and_amplification():

@@ -100,10 +100,16 @@ def test_leaderboard_run_holds_the_tables_and_its_summary(wandb_sweep):
     for r in overall.itertuples():
         assert r.psnr_mean == pytest.approx(expected.loc[r.method, "psnr_mean"], abs=1e-9)
         assert r.n_images == 2
+        assert r.psnr_ci_low <= r.psnr_mean <= r.psnr_ci_high
+        assert (r.psnr_ci_low, r.rank) == (
+            pytest.approx(expected.loc[r.method, "psnr_ci_low"]),
+            expected.loc[r.method, "rank"],
+        )
         if r.method in REFERENCES:
             assert r.reference_psnr == REFERENCES[r.method] and r.gap_db == pytest.approx(
                 r.psnr_mean - REFERENCES[r.method]
             )
+    assert sorted(table(run, "mean_rank").method) == METHODS
     probe = table(run, "probe_nominal")
     assert list(probe.columns) == ["task", "method", "psnr@0", "ssim@0"] and sorted(probe.method) == METHODS
     summary = run["summary"]  # the final summary, as recorded in the run's .wandb log

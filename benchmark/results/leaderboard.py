@@ -3,9 +3,12 @@
 Failed images (crash, NaN) are counted in `failed`, not hidden: PSNR/SSIM means
 are over the images that produced a reconstruction, `converged` over all.
 """
+
 from __future__ import annotations
 
 import pandas as pd
+
+from regbench.results import statistics
 
 KEYS = ["task", "probe", "level", "method"]
 # probe columns averaged per level when rows have them (energy_monotone: the fraction of monotone solves)
@@ -14,11 +17,31 @@ OPTIONAL_MEANS = ("sensitivity_std", "amplification", "random_amplification", "e
 
 def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
-        return pd.DataFrame(columns=KEYS + ["psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "seconds_mean", "params", "train_minutes", "n_images", "converged_frac", "n_failed", "seed_std"])
+        return pd.DataFrame(
+            columns=KEYS
+            + [
+                "psnr_mean",
+                "psnr_std",
+                "ssim_mean",
+                "ssim_std",
+                "seconds_mean",
+                "params",
+                "train_minutes",
+                "n_images",
+                "converged_frac",
+                "n_failed",
+                "seed_std",
+                *statistics.COLUMNS,
+            ]
+        )
     rows = rows.assign(failed=rows["status"].astype(str).str.startswith("failed") if "status" in rows else False)
     if "energy_monotone" in rows:  # None for methods without an energy
-        rows = rows.assign(energy_monotone=pd.to_numeric(rows["energy_monotone"].map(
-            lambda v: float("nan") if v is None or v != v else float(bool(v))), errors="coerce"))
+        rows = rows.assign(
+            energy_monotone=pd.to_numeric(
+                rows["energy_monotone"].map(lambda v: float("nan") if v is None or v != v else float(bool(v))),
+                errors="coerce",
+            )
+        )
     g = rows.groupby(KEYS, sort=False)
     board = g.agg(
         psnr_mean=("psnr", "mean"),
@@ -38,7 +61,10 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     board[["psnr_std", "ssim_std"]] = board[["psnr_std", "ssim_std"]].fillna(0.0)
     board["seed_std"] = seed_spread(rows).reindex(pd.MultiIndex.from_frame(board[KEYS])).fillna(0.0).to_numpy()
-    return board.sort_values(["task", "probe", "level", "psnr_mean"], ascending=[True, True, True, False], ignore_index=True)
+    board = statistics.annotate(rows, board)  # intervals, neighbour tests, tie-aware ranks
+    return board.sort_values(
+        ["task", "probe", "level", "psnr_mean"], ascending=[True, True, True, False], ignore_index=True
+    )
 
 
 def seed_spread(rows: pd.DataFrame) -> pd.Series:
@@ -55,42 +81,104 @@ def to_markdown(board: pd.DataFrame) -> str:
         return "# regbench leaderboard\n\nNo finished combinations yet.\n"
     lines = ["# regbench leaderboard", ""]
     for (task, probe, level), part in board.groupby(["task", "probe", "level"], sort=False):
-        variant = f" ({part['variant'].iloc[0]})" if "variant" in part and isinstance(part["variant"].iloc[0], str) else ""
+        variant = (
+            f" ({part['variant'].iloc[0]})" if "variant" in part and isinstance(part["variant"].iloc[0], str) else ""
+        )
         lines += [f"## {task} / {probe} / level {level}{variant}", ""]
-        table = pd.DataFrame({
-            "method": part["method"],
-            "PSNR (dB)": [f"{m:.2f} ± {s:.2f}" for m, s in zip(part["psnr_mean"], part["psnr_std"])],
-            "SSIM": [f"{m:.4f} ± {s:.4f}" for m, s in zip(part["ssim_mean"], part["ssim_std"])],
-            "seconds/image": part["seconds_mean"].map(lambda v: f"{v:.2f}"),
-            "iterations": part["iterations_mean"].map(lambda v: f"{v:.0f}"),
-            "converged": part["converged_frac"].map(lambda v: f"{100 * v:.0f}%"),
-            "params": part["params"].astype(int),
-            "train min": part["train_minutes"].map(lambda v: f"{v:.1f}"),
-            "seed std": part["seed_std"].map(lambda v: f"{v:.2f}"),  # samplers: PSNR std across seeds, per image
-            "images": part["n_images"],
-            "failed": part["n_failed"].astype(int),  # PSNR/SSIM are means over the images that did not fail
-        })
-        for column, name in (("sensitivity_std", "sensitivity std"), ("amplification", "amplification"),
-                             ("random_amplification", "random ampl."), ("energy_monotone", "energy monotone")):
+        table = pd.DataFrame(
+            {
+                "rank": part["rank"].astype(
+                    int
+                ),  # shared with the method above when the paired test finds no difference
+                "method": part["method"],
+                "PSNR (dB)": [f"{m:.2f} ± {s:.2f}" for m, s in zip(part["psnr_mean"], part["psnr_std"])],
+                "95% CI": [interval(lo, hi) for lo, hi in zip(part["psnr_ci_low"], part["psnr_ci_high"])],
+                "p vs next": part["p_next"].map(lambda p: "–" if p != p else f"{p:.3f}"),
+                "SSIM": [f"{m:.4f} ± {s:.4f}" for m, s in zip(part["ssim_mean"], part["ssim_std"])],
+                "seconds/image": part["seconds_mean"].map(lambda v: f"{v:.2f}"),
+                "iterations": part["iterations_mean"].map(lambda v: f"{v:.0f}"),
+                "converged": part["converged_frac"].map(lambda v: f"{100 * v:.0f}%"),
+                "params": part["params"].astype(int),
+                "train min": part["train_minutes"].map(lambda v: f"{v:.1f}"),
+                "seed std": part["seed_std"].map(lambda v: f"{v:.2f}"),  # samplers: PSNR std across seeds, per image
+                "images": part["n_images"],
+                "failed": part["n_failed"].astype(int),  # PSNR/SSIM are means over the images that did not fail
+            }
+        )
+        for column, name in (
+            ("sensitivity_std", "sensitivity std"),
+            ("amplification", "amplification"),
+            ("random_amplification", "random ampl."),
+            ("energy_monotone", "energy monotone"),
+        ):
             if column in part and part[column].notna().any():
                 table[name] = part[column].map(lambda v: f"{v:.4f}")
         lines += [table.to_markdown(index=False), ""]
+    lines += statistics_markdown(board)
     crossed = training_table(board)
     if not crossed.empty:
-        lines += ["## Method x training", "",
-                  "PSNR (dB) on the nominal task: one line per architecture, one column per training scheme "
-                  "(–: the pair was not run).", "",
-                  crossed.map(lambda v: ("–" if v != v else f"{v:.2f}") if isinstance(v, float) else v)
-                  .to_markdown(index=False, disable_numparse=True), ""]
+        lines += [
+            "## Method x training",
+            "",
+            "PSNR (dB) on the nominal task: one line per architecture, one column per training scheme "
+            "(–: the pair was not run).",
+            "",
+            crossed.map(lambda v: ("–" if v != v else f"{v:.2f}") if isinstance(v, float) else v).to_markdown(
+                index=False, disable_numparse=True
+            ),
+            "",
+        ]
     summary = probe_summary(board)
     if not summary.empty:
-        lines += ["## Probe summaries", "",
-                  "drop: PSNR at level 0 minus the mean over perturbed levels; auc: mean PSNR over the levels "
-                  "(trapezoid in level order); sensitivity std: mean per-pixel std over noise realizations; "
-                  "amplification: worst_case's ||x(y+delta) - x(y)|| / ||delta||, the largest per-level mean "
-                  "(random: the same for random deltas of equal norm).", "",
-                  summary.round(4).to_markdown(index=False), ""]
+        lines += [
+            "## Probe summaries",
+            "",
+            "drop: PSNR at level 0 minus the mean over perturbed levels; auc: mean PSNR over the levels "
+            "(trapezoid in level order); sensitivity std: mean per-pixel std over noise realizations; "
+            "amplification: worst_case's ||x(y+delta) - x(y)|| / ||delta||, the largest per-level mean "
+            "(random: the same for random deltas of equal norm).",
+            "",
+            summary.round(4).to_markdown(index=False),
+            "",
+        ]
     return "\n".join(lines)
+
+
+def interval(low: float, high: float) -> str:
+    return "–" if low != low else f"[{low:.2f}, {high:.2f}]"
+
+
+def statistics_markdown(board: pd.DataFrame) -> list[str]:
+    """The sections on how sure the rankings are: the legend, mean ranks, rank stability."""
+    lines = [
+        "## How sure the rankings are",
+        "",
+        f"95% CI: bootstrap over test images (samplers: seeds resampled within each image), "
+        f"{statistics.BOOTSTRAP} resamples. p vs next: Wilcoxon signed-rank test of the per-image PSNR "
+        f"differences to the next method down; p >= {statistics.ALPHA} is a tie, and a tied method shares "
+        "the rank of the one above.",
+        "",
+    ]
+    ranks = statistics.mean_ranks(board)
+    if len(ranks) > 1:
+        lines += [
+            "### Mean rank over tasks, probes and levels",
+            "",
+            ranks.assign(mean_rank=ranks["mean_rank"].map(lambda v: f"{v:.2f}")).to_markdown(index=False),
+            "",
+        ]
+    stability = statistics.rank_stability(board)
+    if not stability.empty:
+        lines += [
+            "### Rank stability",
+            "",
+            "Kendall's tau between each probe's nominal ranking (level 0) and its ranking at each level "
+            "(1: same order; NaN: fewer than 3 methods).",
+            "",
+            stability.round(3).to_markdown(index=False),
+            "",
+        ]
+    return lines
 
 
 def probe_summary(board: pd.DataFrame) -> pd.DataFrame:
@@ -118,8 +206,13 @@ def probe_summary(board: pd.DataFrame) -> pd.DataFrame:
             span = level[-1] - level[0]
             auc = float(((psnr[1:] + psnr[:-1]) / 2 * (level[1:] - level[:-1])).sum() / span) if span > 0 else p0
             worst = perturbed.loc[perturbed.psnr_mean.idxmin()]
-            row.update(psnr_nominal=p0, psnr_worst=float(worst.psnr_mean), worst_level=worst.level,
-                       drop_db=p0 - float(perturbed.psnr_mean.mean()), auc_psnr=auc)
+            row.update(
+                psnr_nominal=p0,
+                psnr_worst=float(worst.psnr_mean),
+                worst_level=worst.level,
+                drop_db=p0 - float(perturbed.psnr_mean.mean()),
+                auc_psnr=auc,
+            )
         out.append(row)
     return pd.DataFrame(out)
 
@@ -133,7 +226,9 @@ def nominal(rows: pd.DataFrame) -> pd.DataFrame:
     same = ["task", "method", "seed", "image_id"] + (["sample_seed"] if "sample_seed" in rows else [])
     base = rows[rows["level"] == 0].drop_duplicates(same)
     board = aggregate(base.assign(probe="nominal", level=0))
-    return board.drop(columns=["probe", "level"]).sort_values(["task", "psnr_mean"], ascending=[True, False], ignore_index=True)
+    return board.drop(columns=["probe", "level"]).sort_values(
+        ["task", "psnr_mean"], ascending=[True, False], ignore_index=True
+    )
 
 
 def probe_table(board: pd.DataFrame, probe: str) -> pd.DataFrame:
@@ -162,8 +257,10 @@ def training_table(board: pd.DataFrame) -> pd.DataFrame:
     part = part.assign(architecture=part["method"].str.split("+").str[0])
     if not (part.groupby(["task", "architecture"])["training"].nunique() > 1).any():
         return pd.DataFrame()
-    part = part.assign(relabelled=part["method"].str.contains("+", regex=False),  # the YAML's training first
-                       later_probe=part["probe"] != "nominal")
+    part = part.assign(
+        relabelled=part["method"].str.contains("+", regex=False),  # the YAML's training first
+        later_probe=part["probe"] != "nominal",
+    )
     part = part.sort_values(["relabelled", "later_probe"]).drop_duplicates(["task", "architecture", "training"])
     wide = part.pivot(index=["task", "architecture"], columns="training", values="psnr_mean")
     wide = wide[sorted(wide.columns)].reset_index().rename(columns={"architecture": "method"})

@@ -13,6 +13,7 @@ Two calls, neither of which can fail a sweep (any error is one warning line):
 A logger instance lives for the whole process, so a fallback (online -> offline
 -> off) decided in one job holds for the rest of the sweep.
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,7 +66,11 @@ def log_combination(run: Run, rows: list[dict], board) -> None:
     try:
         get(run.logger, run.folders.out).combination(run, rows, board)
     except Exception as err:  # a logger never fails the sweep
-        log.warning("logger %s: could not log this combination (%s); results in OUT are complete", run.logger.get("name"), one_line(err))
+        log.warning(
+            "logger %s: could not log this combination (%s); results in OUT are complete",
+            run.logger.get("name"),
+            one_line(err),
+        )
 
 
 def log_leaderboard(options: dict, out: Path) -> None:
@@ -73,7 +78,11 @@ def log_leaderboard(options: dict, out: Path) -> None:
     try:
         get(options, out).leaderboard()
     except Exception as err:
-        log.warning("logger %s: could not log the leaderboard (%s); results in OUT are complete", options.get("name"), one_line(err))
+        log.warning(
+            "logger %s: could not log the leaderboard (%s); results in OUT are complete",
+            options.get("name"),
+            one_line(err),
+        )
 
 
 def _leaderboard_of(config: DictConfig) -> None:

@@ -4,6 +4,7 @@ A row is identified by its combination's config hash (method, task, probe,
 profile, seed), its image and its probe level: the same row found in several
 folders is kept once, from the first folder that has it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,8 +46,10 @@ def write(rows: pd.DataFrame, out: str | Path) -> pd.DataFrame:
     """results.parquet, leaderboard.csv and leaderboard.md of merged rows into `out` (never a sweep folder)."""
     out = Path(out)
     if (out / "rows").is_dir():
-        raise FileExistsError(f"{out} is a sweep folder (it has rows/) and would rebuild its own results; "
-                              "merge into another folder (make leaderboard OUT=...)")
+        raise FileExistsError(
+            f"{out} is a sweep folder (it has rows/) and would rebuild its own results; "
+            "merge into another folder (make leaderboard OUT=...)"
+        )
     atomic_write(out / "results.parquet", lambda p: rows.to_parquet(p, index=False))
     board = leaderboard.aggregate(rows)
     atomic_write(out / "leaderboard.csv", lambda p: board.to_csv(p, index=False))

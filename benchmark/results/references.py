@@ -3,6 +3,7 @@
 They live outside the method YAMLs on purpose: a method config is hashed into
 every combination key, and a citation must not invalidate finished results.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,7 +34,8 @@ def load(paths: list[Path] | None = None) -> pd.DataFrame:
 def with_references(board: pd.DataFrame, refs: pd.DataFrame | None = None) -> pd.DataFrame:
     """`board` (with task, method, psnr_mean) plus `reference_psnr` and `gap_db` (ours minus published)."""
     refs = load() if refs is None else refs
-    merged = board.merge(refs.rename(columns={"psnr": "reference_psnr", "source": "reference_source"}),
-                         on=["task", "method"], how="left")
+    merged = board.merge(
+        refs.rename(columns={"psnr": "reference_psnr", "source": "reference_source"}), on=["task", "method"], how="left"
+    )
     merged["gap_db"] = merged["psnr_mean"] - merged["reference_psnr"]
     return merged

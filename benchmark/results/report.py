@@ -12,6 +12,7 @@ traces (OUT/plots/<task>__convergence.png), and reconstruction grids (ground tru
 initializer, each method; PSNR in the captions); the published references.
 CSS and JS are inline, plots (matplotlib) and images are base64 data URIs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,14 +27,13 @@ from pathlib import Path
 import pandas as pd
 
 from regbench.evaluation import convergence
-from regbench.results import leaderboard
-from regbench.results import merge
-from regbench.results import references
 from regbench.evaluation.examples import label_of, load_examples
+from regbench.results import leaderboard, merge, references, statistics
 from regbench.results.store import atomic_write, atomic_write_text
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:16px 24px;color:#1d2430;background:#fff}
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;max-width:1400px;
+padding:16px 24px;color:#1d2430;background:#fff}
 h1{margin:.2em 0}h2{margin-top:2em;border-bottom:2px solid #2b6cb0;padding-bottom:.2em}h3{margin-top:1.6em}
 nav a{margin-right:1em}.muted{color:#5a6578}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-variant-numeric:tabular-nums}
@@ -107,25 +107,81 @@ def table(columns: list[str], rows: list[list[tuple[str, object]]], caption: str
 def overall_table(overall: pd.DataFrame) -> str:
     best = overall["psnr_mean"].max()
     rows = []
-    for rank, r in enumerate(overall.itertuples(), 1):
+    for r in overall.itertuples():
         gap_class = "" if is_nan(r.gap_db) else ("neg" if r.gap_db < 0 else "pos")
-        rows.append([
-            (esc(r.method), None),
-            (str(rank), rank),
-            (f"{r.psnr_mean:.2f} ± {r.psnr_std:.2f}", r.psnr_mean, "best" if r.psnr_mean == best else ""),
-            (f"{r.ssim_mean:.4f} ± {r.ssim_std:.4f}", r.ssim_mean),
-            (fmt(r.seconds_mean), r.seconds_mean),
-            (f"{r.iterations_mean:.0f}", r.iterations_mean),
-            (f"{100 * r.converged_frac:.0f}%", r.converged_frac),
-            (f"{int(r.params)}", int(r.params)),
-            (f"{r.train_minutes:.1f}", r.train_minutes),
-            (str(int(r.n_images)), int(r.n_images)),
-            (fmt(r.reference_psnr), r.reference_psnr),
-            (("+" if not is_nan(r.gap_db) and r.gap_db > 0 else "") + fmt(r.gap_db), r.gap_db, gap_class),
-        ])
-    columns = ["method", "rank", "PSNR (dB)", "SSIM", "s/image", "iterations", "converged", "params", "train min",
-               "images", "published PSNR", "gap (dB)"]
-    return table(columns, rows, "nominal task; click a header to sort; gap = regbench minus published")
+        rank = int(r.rank)
+        rows.append(
+            [
+                (esc(r.method), None),
+                (str(rank), rank),
+                (f"{r.psnr_mean:.2f} ± {r.psnr_std:.2f}", r.psnr_mean, "best" if r.psnr_mean == best else ""),
+                (leaderboard.interval(r.psnr_ci_low, r.psnr_ci_high), r.psnr_ci_low),
+                ("–" if is_nan(r.p_next) else f"{r.p_next:.3f}", r.p_next),
+                (f"{r.ssim_mean:.4f} ± {r.ssim_std:.4f}", r.ssim_mean),
+                (fmt(r.seconds_mean), r.seconds_mean),
+                (f"{r.iterations_mean:.0f}", r.iterations_mean),
+                (f"{100 * r.converged_frac:.0f}%", r.converged_frac),
+                (f"{int(r.params)}", int(r.params)),
+                (f"{r.train_minutes:.1f}", r.train_minutes),
+                (str(int(r.n_images)), int(r.n_images)),
+                (fmt(r.reference_psnr), r.reference_psnr),
+                (("+" if not is_nan(r.gap_db) and r.gap_db > 0 else "") + fmt(r.gap_db), r.gap_db, gap_class),
+            ]
+        )
+    columns = [
+        "method",
+        "rank",
+        "PSNR (dB)",
+        "95% CI",
+        "p vs next",
+        "SSIM",
+        "s/image",
+        "iterations",
+        "converged",
+        "params",
+        "train min",
+        "images",
+        "published PSNR",
+        "gap (dB)",
+    ]
+    return table(
+        columns,
+        rows,
+        "nominal task; click a header to sort; rank: shared with the method above when the paired test "
+        "(Wilcoxon, per-image PSNR) finds no difference at 5%; 95% CI: bootstrap over images; "
+        "gap = regbench minus published",
+    )
+
+
+def statistics_html(board: pd.DataFrame) -> str:
+    """Mean ranks over the task's cells and the probes' rank stability (Kendall's tau vs level 0)."""
+    parts = []
+    ranks = statistics.mean_ranks(board)
+    if len(ranks) > 1:
+        rows = [
+            [(esc(r.method), None), (f"{r.mean_rank:.2f}", r.mean_rank), (str(r.cells), r.cells)]
+            for r in ranks.itertuples()
+        ]
+        parts.append(table(["method", "mean rank", "cells"], rows, "tie-aware rank, averaged over probes and levels"))
+    stability = statistics.rank_stability(board)
+    if not stability.empty:
+        rows = [
+            [
+                (esc(r.probe), None),
+                (str(r.level), r.level),
+                (fmt(r.kendall_tau), r.kendall_tau),
+                (str(r.methods), r.methods),
+            ]
+            for r in stability.itertuples()
+        ]
+        parts.append(
+            table(
+                ["probe", "level", "Kendall tau", "methods"],
+                rows,
+                "rank stability: Kendall's tau between a probe's ranking at level 0 and at each level",
+            )
+        )
+    return "".join(parts)
 
 
 def training_html(crossed: pd.DataFrame) -> str:
@@ -134,8 +190,9 @@ def training_html(crossed: pd.DataFrame) -> str:
     rows = []
     for r in crossed.to_dict("records"):
         best = max((r[s] for s in schemes if not is_nan(r[s])), default=None)
-        rows.append([(esc(r["method"]), None)]
-                    + [(fmt(r[s]) or "–", r[s], "best" if r[s] == best else "") for s in schemes])
+        rows.append(
+            [(esc(r["method"]), None)] + [(fmt(r[s]) or "–", r[s], "best" if r[s] == best else "") for s in schemes]
+        )
     return table(["method", *schemes], rows, "PSNR (dB) on the nominal task; –: the pair was not run")
 
 
@@ -153,6 +210,32 @@ def probe_html(part: pd.DataFrame, probe: str) -> str:
 
 
 # -- plots ---------------------------------------------------------------------
+def nominal_cells(board: pd.DataFrame) -> pd.DataFrame:
+    """Level 0 of each task and method, the `nominal` probe's where several probes ran."""
+    part = board[board["level"] == 0]
+    part = part.assign(later=part["probe"] != "nominal").sort_values("later")
+    return part.drop_duplicates(["task", "method"]).drop(columns="later")
+
+
+def intervals_png(part: pd.DataFrame, task: str) -> bytes:
+    """Each method's mean PSNR on the nominal task with its 95% bootstrap interval, best on top."""
+    from matplotlib.figure import Figure
+
+    part = part.sort_values("psnr_mean")
+    fig = Figure(figsize=(7, 0.35 * len(part) + 1.2), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    low = (part["psnr_mean"] - part["psnr_ci_low"]).clip(lower=0)
+    high = (part["psnr_ci_high"] - part["psnr_mean"]).clip(lower=0)
+    ax.errorbar(part["psnr_mean"], range(len(part)), xerr=[low, high], fmt="o", capsize=4)
+    ax.set_yticks(range(len(part)), part["method"])
+    ax.set_xlabel("PSNR (dB), mean and 95% interval")
+    ax.grid(alpha=0.3, axis="x")
+    ax.set_title(f"{task}: nominal task", fontsize=11)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def degradation_png(part: pd.DataFrame, task: str, probe: str) -> bytes:
     """PSNR and SSIM against the probe level, one line per method (PNG bytes)."""
     from matplotlib.figure import Figure
@@ -175,10 +258,16 @@ def degradation_png(part: pd.DataFrame, task: str, probe: str) -> bytes:
 
 
 def plot_pngs(board: pd.DataFrame, sources: list[Path] = ()) -> dict[str, bytes]:
-    """Every plot of the report, rendered once: `<task>__<probe>` (degradation curves of each probe with
-    perturbed levels) and `<task>__convergence` (the solvers' PSNR-vs-iteration traces in the sweep folders `sources`)."""
-    plots = {f"{task}__convergence": convergence.convergence_png(task, traces)
-             for task, traces in convergence.load_traces(list(sources)).items()}
+    """Every plot of the report, rendered once: `<task>__intervals` (each method's nominal mean PSNR with
+    its 95% interval), `<task>__<probe>` (degradation curves of each probe with perturbed levels) and
+    `<task>__convergence` (the solvers' PSNR-vs-iteration traces in the sweep folders `sources`)."""
+    plots = {
+        f"{task}__convergence": convergence.convergence_png(task, traces)
+        for task, traces in convergence.load_traces(list(sources)).items()
+    }
+    if "psnr_ci_low" in board:
+        for task, part in nominal_cells(board).groupby("task", sort=True):
+            plots[f"{task}__intervals"] = intervals_png(part, task)
     for (task, probe), part in board.groupby(["task", "probe"], sort=True):
         if part["level"].nunique() > 1:
             plots[f"{task}__{probe}"] = degradation_png(part, task, probe)
@@ -189,7 +278,9 @@ def plot_img(png: bytes, alt: str) -> str:
     return f'<img class=plot alt="{esc(alt)}" src="{data_uri(png)}">'
 
 
-def write_plots(board: pd.DataFrame, folder: Path, sources: list[Path] = (), plots: dict[str, bytes] | None = None) -> list[Path]:
+def write_plots(
+    board: pd.DataFrame, folder: Path, sources: list[Path] = (), plots: dict[str, bytes] | None = None
+) -> list[Path]:
     """The report's plots as PNGs: `folder/plots/<task>__<probe>.png` and `<task>__convergence.png` (see plot_pngs;
     `plots`: already rendered ones)."""
     written = []
@@ -213,7 +304,9 @@ def collect_examples(folders: list[Path], rows: pd.DataFrame) -> dict:
                 continue
             seen.add(label)
             for e in index["examples"]:
-                cell = grids.setdefault((index["task"], index["probe"], e["level"]), {}).setdefault(e["image_id"], {"methods": {}})
+                cell = grids.setdefault((index["task"], index["probe"], e["level"]), {}).setdefault(
+                    e["image_id"], {"methods": {}}
+                )
                 cell.setdefault("truth", (index["folder"], e["files"]["truth"]))
                 cell.setdefault("init", (index["folder"], e["files"]["init"], e["init_psnr"]))
                 cell["methods"][index["method"]] = (index["folder"], e["files"]["recon"], e["psnr"], e["ssim"])
@@ -228,8 +321,10 @@ def figure(folder: Path, file: str, caption: str) -> str:
 
     with Image.open(path) as im:
         small = max(im.size) < 200
-    return (f'<figure><img{" class=px" if small else ""} alt="{esc(file)}" src="{data_uri(path.read_bytes())}">'
-            f"<figcaption>{caption}</figcaption></figure>")
+    return (
+        f'<figure><img{" class=px" if small else ""} alt="{esc(file)}" src="{data_uri(path.read_bytes())}">'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
 
 
 def grid_html(images: dict, order: list[str]) -> str:
@@ -237,15 +332,21 @@ def grid_html(images: dict, order: list[str]) -> str:
     for image_id, cell in images.items():
         methods = [m for m in order if m in cell["methods"]] + sorted(set(cell["methods"]) - set(order))
         best = max((cell["methods"][m][2] for m in methods), default=float("nan"))
-        figs = [figure(cell["truth"][0], cell["truth"][1], f"ground truth<br>{esc(image_id)}"),
-                figure(cell["init"][0], cell["init"][1], f"initializer<br>{fmt(cell['init'][2])} dB")]
+        figs = [
+            figure(cell["truth"][0], cell["truth"][1], f"ground truth<br>{esc(image_id)}"),
+            figure(cell["init"][0], cell["init"][1], f"initializer<br>{fmt(cell['init'][2])} dB"),
+        ]
         for m in methods:
             folder, file, psnr, ssim = cell["methods"][m]
             mark = "<b>" if psnr == best else ""
-            figs.append(figure(folder, file, f"{esc(m)}<br>{mark}{fmt(psnr)} dB{'</b>' if mark else ''}, SSIM {fmt(ssim, 3)}"))
+            figs.append(
+                figure(folder, file, f"{esc(m)}<br>{mark}{fmt(psnr)} dB{'</b>' if mark else ''}, SSIM {fmt(ssim, 3)}")
+            )
         small, big = f"repeat({len(figs)},minmax(90px,220px))", f"repeat({len(figs)},minmax(0,1fr))"
-        parts.append(f'<div class=grid title="click to enlarge" data-small="{small}" data-big="{big}" '
-                     f'style="grid-template-columns:{small}">{"".join(figs)}</div>')
+        parts.append(
+            f'<div class=grid title="click to enlarge" data-small="{small}" data-big="{big}" '
+            f'style="grid-template-columns:{small}">{"".join(figs)}</div>'
+        )
     return "".join(parts)
 
 
@@ -272,7 +373,11 @@ def finished_at(folder: Path) -> str:
 
 def duration(seconds: float) -> str:
     seconds = int(round(seconds))
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m {seconds % 60:02d}s" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h {seconds % 3600 // 60:02d}m {seconds % 60:02d}s"
+        if seconds >= 3600
+        else f"{seconds // 60}m {seconds % 60:02d}s"
+    )
 
 
 def provenance_html(folders: list[Path], rows: pd.DataFrame) -> str:
@@ -287,18 +392,41 @@ def provenance_html(folders: list[Path], rows: pd.DataFrame) -> str:
         train = float(mine.drop_duplicates("checkpoint")["train_minutes"].sum()) if "checkpoint" in mine else 0.0
         totals = [totals[0] + wall, totals[1] + evals, totals[2] + train]
         join = lambda col: ", ".join(sorted(map(str, mine[col].unique())))  # noqa: E731
-        out_rows.append([(esc(folder), None), (esc(join("profile")), None), (esc(join("device")), None),
-                         (esc(join("git_rev")), None), (finished_at(folder), None),
-                         (str(mine["config_hash"].nunique()), mine["config_hash"].nunique()),
-                         (duration(wall), wall), (duration(evals), evals), (f"{train:.1f}", train)])
+        out_rows.append(
+            [
+                (esc(folder), None),
+                (esc(join("profile")), None),
+                (esc(join("device")), None),
+                (esc(join("git_rev")), None),
+                (finished_at(folder), None),
+                (str(mine["config_hash"].nunique()), mine["config_hash"].nunique()),
+                (duration(wall), wall),
+                (duration(evals), evals),
+                (f"{train:.1f}", train),
+            ]
+        )
     if len(out_rows) > 1:
-        out_rows.append([("<b>total</b>", None)] + [("", None)] * 5 + [(duration(totals[0]), totals[0]),
-                        (duration(totals[1]), totals[1]), (f"{totals[2]:.1f}", totals[2])])
-    columns = ["sweep folder", "profile", "device", "git revision", "finished", "combinations",
-               "wall time", "evaluation time", "training min"]
-    caption = ("wall time: from each combination's start (its resolved config) to its stored rows, summed; "
-               "evaluation: reconstruction seconds summed over images; training: minutes of the checkpoints used, "
-               "as recorded when they were trained (released checkpoints were trained earlier)")
+        out_rows.append(
+            [("<b>total</b>", None)]
+            + [("", None)] * 5
+            + [(duration(totals[0]), totals[0]), (duration(totals[1]), totals[1]), (f"{totals[2]:.1f}", totals[2])]
+        )
+    columns = [
+        "sweep folder",
+        "profile",
+        "device",
+        "git revision",
+        "finished",
+        "combinations",
+        "wall time",
+        "evaluation time",
+        "training min",
+    ]
+    caption = (
+        "wall time: from each combination's start (its resolved config) to its stored rows, summed; "
+        "evaluation: reconstruction seconds summed over images; training: minutes of the checkpoints used, "
+        "as recorded when they were trained (released checkpoints were trained earlier)"
+    )
     return table(columns, out_rows, caption)
 
 
@@ -306,10 +434,23 @@ def references_html(rows: pd.DataFrame) -> str:
     refs = references.load()
     if refs.empty:
         return "<p class=muted>No published references (results/references.yaml).</p>"
-    ours = leaderboard.nominal(rows)[["task", "method", "psnr_mean"]] if not rows.empty else pd.DataFrame(columns=["task", "method", "psnr_mean"])
+    ours = (
+        leaderboard.nominal(rows)[["task", "method", "psnr_mean"]]
+        if not rows.empty
+        else pd.DataFrame(columns=["task", "method", "psnr_mean"])
+    )
     merged = refs.merge(ours, on=["task", "method"], how="left")
-    body = [[(esc(r.method), None), (esc(r.task), None), (fmt(r.psnr), r.psnr), (fmt(r.psnr_mean) or "not run", r.psnr_mean),
-             (fmt(r.psnr_mean - r.psnr), r.psnr_mean - r.psnr), (esc(r.source), None)] for r in merged.itertuples()]
+    body = [
+        [
+            (esc(r.method), None),
+            (esc(r.task), None),
+            (fmt(r.psnr), r.psnr),
+            (fmt(r.psnr_mean) or "not run", r.psnr_mean),
+            (fmt(r.psnr_mean - r.psnr), r.psnr_mean - r.psnr),
+            (esc(r.source), None),
+        ]
+        for r in merged.itertuples()
+    ]
     return table(["method", "task", "published PSNR", "regbench PSNR", "gap (dB)", "source"], body)
 
 
@@ -331,11 +472,14 @@ def render(folders: list[Path], rows: pd.DataFrame, plots: dict[str, bytes] | No
     grids = collect_examples(folders, rows) if not rows.empty else {}
     tasks = sorted(rows["task"].unique()) if not rows.empty else []
     n_methods = rows["method"].nunique() if not rows.empty else 0
-    body = [f"<h1>regbench report</h1><p class=muted>generated {generated}; {plural(len(rows), 'result row')}, "
-            f"{plural(n_methods, 'method')}, {plural(len(tasks), 'task')}. "
-            "Self-contained: open it anywhere, no network needed.</p>",
-            "<nav>" + "".join(f'<a href="#task-{esc(t)}">{esc(t)}</a>' for t in tasks)
-            + '<a href="#references">published references</a><a href="#provenance">provenance</a></nav>']
+    body = [
+        f"<h1>regbench report</h1><p class=muted>generated {generated}; {plural(len(rows), 'result row')}, "
+        f"{plural(n_methods, 'method')}, {plural(len(tasks), 'task')}. "
+        "Self-contained: open it anywhere, no network needed.</p>",
+        "<nav>"
+        + "".join(f'<a href="#task-{esc(t)}">{esc(t)}</a>' for t in tasks)
+        + '<a href="#references">published references</a><a href="#provenance">provenance</a></nav>',
+    ]
     if rows.empty:
         body.append("<p>No finished combinations yet.</p>")
     for task in tasks:
@@ -343,6 +487,8 @@ def render(folders: list[Path], rows: pd.DataFrame, plots: dict[str, bytes] | No
         overall = references.with_references(leaderboard.nominal(task_rows))
         order = list(overall["method"])
         body.append(f'<h2 id="task-{esc(task)}">{esc(task)}</h2><h3>Leaderboard</h3>{overall_table(overall)}')
+        if f"{task}__intervals" in plots:
+            body.append(plot_img(plots[f"{task}__intervals"], f"mean PSNR with 95% intervals {task}"))
         part = board[board["task"] == task]
         crossed = leaderboard.training_table(part)
         if not crossed.empty:
@@ -350,26 +496,40 @@ def render(folders: list[Path], rows: pd.DataFrame, plots: dict[str, bytes] | No
         for probe in sorted(part["probe"].unique(), key=nominal_first):
             probe_part = part[part["probe"] == probe]
             levels = sorted(probe_part["level"].unique())
-            body.append(f"<h3>Probe {esc(probe)} ({'levels' if len(levels) > 1 else 'level'} {', '.join(map(str, levels))})</h3>"
-                        f"{probe_html(probe_part, probe)}")
+            body.append(
+                f"<h3>Probe {esc(probe)} ({'levels' if len(levels) > 1 else 'level'} "
+                f"{', '.join(map(str, levels))})</h3>{probe_html(probe_part, probe)}"
+            )
             if f"{task}__{probe}" in plots:
                 body.append(plot_img(plots[f"{task}__{probe}"], f"degradation curves {task} {probe}"))
+        sureness = statistics_html(part)
+        if sureness:
+            body.append(f"<h3>How stable the ranking is</h3>{sureness}")
         if f"{task}__convergence" in plots:
-            body.append("<h3>Convergence</h3><p class=muted>PSNR against iteration of the energy-based solvers "
-                        "(level 0, the first images of a sweep)</p>" + plot_img(plots[f"{task}__convergence"], f"convergence {task}"))
+            body.append(
+                "<h3>Convergence</h3><p class=muted>PSNR against iteration of the energy-based solvers "
+                "(level 0, the first images of a sweep)</p>"
+                + plot_img(plots[f"{task}__convergence"], f"convergence {task}")
+            )
         shown = sorted((k for k in grids if k[0] == task), key=lambda k: (nominal_first(k[1]), k[2]))
         if shown:
-            body.append("<h3>Reconstructions</h3><p class=muted>ground truth, initializer, then each method "
-                        "(best first); PSNR/SSIM of that image in the captions</p>")
+            body.append(
+                "<h3>Reconstructions</h3><p class=muted>ground truth, initializer, then each method "
+                "(best first); PSNR/SSIM of that image in the captions</p>"
+            )
         for key in shown:
             body.append(f"<h4>probe {esc(key[1])}, level {esc(key[2])}</h4>{grid_html(grids[key], order)}")
     if not tasks or not any(k[0] in tasks for k in grids):
-        body.append("<p class=muted>No example reconstructions kept (examples=0, or results from before they existed).</p>")
+        body.append(
+            "<p class=muted>No example reconstructions kept (examples=0, or results from before they existed).</p>"
+        )
     body.append(f'<h2 id="references">Published references</h2>{references_html(rows)}')
     body.append(f'<h2 id="provenance">Provenance</h2>{provenance_html(folders, rows) if not rows.empty else ""}')
-    return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
-            "<meta name=viewport content='width=device-width,initial-scale=1'><title>regbench report</title>"
-            f"<style>{CSS}</style></head><body>{''.join(body)}<script>{JS}</script></body></html>")
+    return (
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width,initial-scale=1'><title>regbench report</title>"
+        f"<style>{CSS}</style></head><body>{''.join(body)}<script>{JS}</script></body></html>"
+    )
 
 
 def write_report(folders: list[str | Path], out_html: str | Path, rows: pd.DataFrame | None = None) -> Path:
@@ -387,8 +547,12 @@ def write_report(folders: list[str | Path], out_html: str | Path, rows: pd.DataF
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="regbench report", description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="OUT folders of sweeps")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="merge the folders into this folder (results.parquet, leaderboard.md/.csv, report.html)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="merge the folders into this folder (results.parquet, leaderboard.md/.csv, report.html)",
+    )
     args = parser.parse_args(argv)
     folders = [f.resolve() for f in args.folders]
     try:

@@ -5,6 +5,7 @@ place, so a killed run leaves either the previous file or the new one, never a
 half-written file that reads as valid. `results.parquet` and the leaderboards
 are rebuilt from the per-combination files after every combination.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,15 +16,29 @@ from typing import Callable
 import pandas as pd
 import pyarrow.parquet as pq
 
-from regbench.results import leaderboard
 from regbench.core.locks import file_lock
+from regbench.results import leaderboard
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 REQUIRED_COLUMNS = (
-    "method", "task", "probe", "level", "image_id", "seed", "psnr", "ssim", "seconds", "iterations",
-    "converged", "params", "config_hash", "git_rev", "device", "profile",
+    "method",
+    "task",
+    "probe",
+    "level",
+    "image_id",
+    "seed",
+    "psnr",
+    "ssim",
+    "seconds",
+    "iterations",
+    "converged",
+    "params",
+    "config_hash",
+    "git_rev",
+    "device",
+    "profile",
 )
 
 
@@ -37,8 +52,11 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, path)
     except OSError as err:  # full disk, quota, permissions: say which file, keep nothing half-written
         Path(tmp).unlink(missing_ok=True)
-        raise OSError(err.errno, f"could not write {path}: {err.strerror or err}; nothing was left half-written "
-                                 "(free space or choose another out=... / cache_dir=...)") from None
+        raise OSError(
+            err.errno,
+            f"could not write {path}: {err.strerror or err}; nothing was left half-written "
+            "(free space or choose another out=... / cache_dir=...)",
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -59,7 +77,9 @@ class ResultStore:
             atomic_write_text(self.out / ".write-test", "ok")
             (self.out / ".write-test").unlink()
         except OSError as err:
-            raise OSError(f"out={self.out} is not writable ({err.strerror or err}); choose another out=... (make: OUT=...)") from None
+            raise OSError(
+                f"out={self.out} is not writable ({err.strerror or err}); choose another out=... (make: OUT=...)"
+            ) from None
 
     def rows_path(self, combo: str) -> Path:
         return self.rows_dir / f"{combo}.parquet"

@@ -13,9 +13,12 @@ Combination run: the resolved config; summary metrics (level 0 as `psnr`, `ssim`
 (ground truth | initializer | reconstruction, PSNRs in the caption); the training
 curves of the checkpoint (`train/loss`, `train/lipschitz`, ... over `train/step`).
 Leaderboard run: tables `leaderboard` (one line per task x method on the nominal
-task, with the published reference and the gap) and `probe_<name>` (PSNR/SSIM
-per level), summary `<task>/<method>/psnr` and `.../ssim`.
+task: tie-aware rank, mean with its 95% bootstrap interval, the paired test against
+the next method down, the published reference and the gap), `probe_<name>` (PSNR/SSIM
+per level), `mean_rank` and `rank_stability` (results/statistics.py), summary
+`<task>/<method>/psnr` and `.../ssim`.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,21 +31,51 @@ import pandas as pd
 from omegaconf import OmegaConf
 from PIL import Image
 
-from regbench.core.spec import Run
-from regbench.training import checkpoints
-from regbench.results import leaderboard
-from regbench.results import references
-from regbench.evaluation.examples import label_of, load_examples
 from regbench.core.hashing import config_hash
+from regbench.core.spec import Run
+from regbench.evaluation.examples import label_of, load_examples
+from regbench.results import leaderboard, references, statistics
 from regbench.results.loggers import one_line
+from regbench.training import checkpoints
 
 log = logging.getLogger("regbench")
 
 MODES = ("auto", "online", "offline", "disabled")
-ROW_COLUMNS = ["level", "image_id", "psnr", "ssim", "seconds", "iterations", "converged", "rel_change", "status",
-               "peak_mem_mb", "height", "width"]
-OVERALL_COLUMNS = ["task", "method", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "seconds_mean", "iterations_mean",
-                   "converged_frac", "params", "train_minutes", "n_images", "reference_psnr", "gap_db"]
+ROW_COLUMNS = [
+    "level",
+    "image_id",
+    "psnr",
+    "ssim",
+    "seconds",
+    "iterations",
+    "converged",
+    "rel_change",
+    "status",
+    "peak_mem_mb",
+    "height",
+    "width",
+]
+OVERALL_COLUMNS = [
+    "task",
+    "rank",
+    "method",
+    "psnr_mean",
+    "psnr_std",
+    "psnr_ci_low",
+    "psnr_ci_high",
+    "p_next",
+    "tied_next",
+    "ssim_mean",
+    "ssim_std",
+    "seconds_mean",
+    "iterations_mean",
+    "converged_frac",
+    "params",
+    "train_minutes",
+    "n_images",
+    "reference_psnr",
+    "gap_db",
+]
 
 
 def logged_in() -> bool:
@@ -102,16 +135,32 @@ class WandbLogger:
         while True:
             mode = self.mode
             try:
-                settings = wandb.Settings(mode=mode, silent=True, console="off", x_disable_stats=True, save_code=False,
-                                          init_timeout=float(self.options.get("init_timeout", 30)))
+                settings = wandb.Settings(
+                    mode=mode,
+                    silent=True,
+                    console="off",
+                    x_disable_stats=True,
+                    save_code=False,
+                    init_timeout=float(self.options.get("init_timeout", 30)),
+                )
                 self.out.mkdir(parents=True, exist_ok=True)
                 tags = [*(self.options.get("tags") or []), *init.get("tags", [])]
-                return wandb.init(project=self.options.get("project") or "regbench", entity=self.options.get("entity"),
-                                  group=self.group, dir=str(self.out), settings=settings, **{**init, "tags": tags})
+                return wandb.init(
+                    project=self.options.get("project") or "regbench",
+                    entity=self.options.get("entity"),
+                    group=self.group,
+                    dir=str(self.out),
+                    settings=settings,
+                    **{**init, "tags": tags},
+                )
             except Exception as err:
                 self.mode = "offline" if mode == "online" else "disabled"
-                log.warning("W&B: %s start failed (%s); %s", mode, one_line(err),
-                            "continuing offline" if self.mode == "offline" else "W&B logging is off for this sweep")
+                log.warning(
+                    "W&B: %s start failed (%s); %s",
+                    mode,
+                    one_line(err),
+                    "continuing offline" if self.mode == "offline" else "W&B logging is off for this sweep",
+                )
                 if self.mode == "disabled":
                     return None
 
@@ -120,7 +169,9 @@ class WandbLogger:
         run.finish(exit_code=0 if ok else 1)
         if self.mode == "offline" and not self.told_offline:
             self.told_offline = True
-            log.info("W&B offline runs in %s; upload them with: wandb sync %s/offline-run-*", folder.parent, folder.parent)
+            log.info(
+                "W&B offline runs in %s; upload them with: wandb sync %s/offline-run-*", folder.parent, folder.parent
+            )
 
     def _publish(self, init: dict, write) -> None:
         run = self._start(**init)
@@ -138,9 +189,18 @@ class WandbLogger:
         common = rows[0] if rows else {}
         label = label_of(run.method.label, run.task.name, run.probe.name)
         config = OmegaConf.to_container(run.config, resolve=True) if run.config is not None else {}
-        init = {"name": label, "job_type": "combination", "config": config,
-                "tags": [run.method.name, run.task.name, run.probe.name, run.profile.name,
-                         *([f"training={common['training']}"] if common.get("training") not in (None, "none") else [])]}
+        init = {
+            "name": label,
+            "job_type": "combination",
+            "config": config,
+            "tags": [
+                run.method.name,
+                run.task.name,
+                run.probe.name,
+                run.profile.name,
+                *([f"training={common['training']}"] if common.get("training") not in (None, "none") else []),
+            ],
+        }
 
         def write(wandb_run):
             import wandb
@@ -153,10 +213,14 @@ class WandbLogger:
                     continue
                 for level in sorted({e["level"] for e in index["examples"]}):
                     media[f"examples/level={level}"] = [
-                        wandb.Image(triptych(index["folder"], e["files"]),
-                                    caption=f"{e['image_id']}: truth | initializer {e['init_psnr']:.2f} dB | "
-                                            f"{run.method.name} {e['psnr']:.2f} dB")
-                        for e in index["examples"] if e["level"] == level]
+                        wandb.Image(
+                            triptych(index["folder"], e["files"]),
+                            caption=f"{e['image_id']}: truth | initializer {e['init_psnr']:.2f} dB | "
+                            f"{run.method.name} {e['psnr']:.2f} dB",
+                        )
+                        for e in index["examples"]
+                        if e["level"] == level
+                    ]
             wandb_run.log(media)
             wandb_run.summary.update(self._summary(df))
 
@@ -167,13 +231,29 @@ class WandbLogger:
         summary = {}
         for r in leaderboard.aggregate(df).itertuples():
             prefix = "" if r.level == 0 else f"level={r.level}/"
-            summary.update({f"{prefix}psnr": r.psnr_mean, f"{prefix}psnr_std": r.psnr_std, f"{prefix}ssim": r.ssim_mean,
-                            f"{prefix}seconds_per_image": r.seconds_mean, f"{prefix}iterations": r.iterations_mean,
-                            f"{prefix}converged_frac": r.converged_frac, f"{prefix}n_images": int(r.n_images)})
+            summary.update(
+                {
+                    f"{prefix}psnr": r.psnr_mean,
+                    f"{prefix}psnr_std": r.psnr_std,
+                    f"{prefix}ssim": r.ssim_mean,
+                    f"{prefix}seconds_per_image": r.seconds_mean,
+                    f"{prefix}iterations": r.iterations_mean,
+                    f"{prefix}converged_frac": r.converged_frac,
+                    f"{prefix}n_images": int(r.n_images),
+                }
+            )
         first = df.iloc[0]
-        summary.update({"params": int(first["params"]), "train_minutes": float(first["train_minutes"]),
-                        "calib_psnr": float(first["calib_psnr"]), "hyper": json.loads(first["hyper"]),
-                        "config_hash": first["config_hash"], "git_rev": first["git_rev"], "device": first["device"]})
+        summary.update(
+            {
+                "params": int(first["params"]),
+                "train_minutes": float(first["train_minutes"]),
+                "calib_psnr": float(first["calib_psnr"]),
+                "hyper": json.loads(first["hyper"]),
+                "config_hash": first["config_hash"],
+                "git_rev": first["git_rev"],
+                "device": first["device"],
+            }
+        )
         return summary
 
     @staticmethod
@@ -204,10 +284,18 @@ class WandbLogger:
             return
         overall = references.with_references(leaderboard.nominal(rows))
         board = leaderboard.aggregate(rows)
-        init = {"name": "leaderboard", "job_type": "leaderboard",
-                "config": {"out": str(self.out), "profiles": sorted(rows["profile"].unique()),
-                           "tasks": sorted(rows["task"].unique()), "probes": sorted(rows["probe"].unique()),
-                           "methods": sorted(rows["method"].unique()), "git_revs": sorted(rows["git_rev"].unique())}}
+        init = {
+            "name": "leaderboard",
+            "job_type": "leaderboard",
+            "config": {
+                "out": str(self.out),
+                "profiles": sorted(rows["profile"].unique()),
+                "tasks": sorted(rows["task"].unique()),
+                "probes": sorted(rows["probe"].unique()),
+                "methods": sorted(rows["method"].unique()),
+                "git_revs": sorted(rows["git_rev"].unique()),
+            },
+        }
 
         def write(run):
             import wandb
@@ -218,6 +306,10 @@ class WandbLogger:
                 tables["method_x_training"] = wandb.Table(dataframe=crossed)
             for probe in sorted(board["probe"].unique()):
                 tables[f"probe_{probe}"] = wandb.Table(dataframe=leaderboard.probe_table(board, probe))
+            tables["mean_rank"] = wandb.Table(dataframe=statistics.mean_ranks(board))
+            stability = statistics.rank_stability(board)
+            if not stability.empty:
+                tables["rank_stability"] = wandb.Table(dataframe=stability)
             run.log(tables)
             summary = {"n_rows": len(rows), "n_methods": int(rows["method"].nunique())}
             for r in overall.itertuples():
