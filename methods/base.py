@@ -20,7 +20,8 @@ from regbench.solvers.options import SolverOptions
 from regbench.solvers.report import SolveReport
 from regbench.solvers.variational import Regularizer, data_lipschitz, operator_of, solve, unrolled_solve
 
-FAMILIES = ("baseline", "variational", "denoiser", "sampler")  # baseline: no prior at all (the initializer)
+# baseline: no prior at all (the initializer); reconstructor: a model(y, physics) evaluated as it is
+FAMILIES = ("baseline", "variational", "denoiser", "sampler", "reconstructor")
 __all__ = [  # what a method module needs, in one import
     "FAMILIES",
     "Hyper",

@@ -4,9 +4,9 @@
       _target_: regbench.methods.prior.PriorMethod
       prior: {_target_: deepinv.optim.WaveletPrior, wv: db4, level: 3}
 
-The prior's `fn` is R, its `prox` (or, with `smooth: true` and a
-`lipschitz` bound, its `grad`) is used by the shared APG solver, and lambda is
-calibrated per task like every other variational method.
+The prior's `fn` is R, its `prox` (or, with `smooth: true`, its `grad`, with the
+`lipschitz` bound when one is given and a backtracking line search otherwise) is used by the
+shared APG solver, and lambda is calibrated per task like every other variational method.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ class PriorMethod(VariationalMethod):
 
     def __init__(self, prior, smooth: bool = False, lipschitz: float | None = None, **hyper: float):
         super().__init__(**hyper)
-        if smooth and lipschitz is None:
-            raise ValueError("PriorMethod: smooth=true needs `lipschitz`, a bound on the Lipschitz constant of grad R")
         self.prior = prior
         self.smooth_regularizer = bool(smooth)
         self._lipschitz = lipschitz
@@ -33,8 +31,9 @@ class PriorMethod(VariationalMethod):
     def reg_grad(self, x: torch.Tensor) -> torch.Tensor:
         return self.prior.grad(x)
 
-    def reg_lipschitz(self) -> float:
-        return float(self._lipschitz)
+    def reg_lipschitz(self) -> float | None:
+        """The given bound of grad R's Lipschitz constant; None: the solver backtracks."""
+        return None if self._lipschitz is None else float(self._lipschitz)
 
     def reg_prox(self, x: torch.Tensor, gamma: float) -> torch.Tensor:
         return self.prior.prox(x, gamma=gamma)

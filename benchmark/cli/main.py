@@ -7,6 +7,7 @@ regbench train-release [method=...] [profile=cpu]              retrain the relea
 regbench release-calibrations method=... task=...              release cached calibrations
 regbench download-data [--root DIR]                            BSDS500 from its canonical URL
 regbench schemes [profile=smoke]                               which training schemes each method accepts
+regbench evaluate module.path:Name [--tasks ...] [--probes ...]  benchmark a model from your own code
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def _schemes(argv: list[str]) -> int | None:
     return main(argv)
 
 
+def _evaluate(argv: list[str]) -> int | None:
+    from regbench.cli.evaluate import main
+
+    return main(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int | None]] = {
     "run": _run,
     "report": _report,
@@ -65,6 +72,7 @@ COMMANDS: dict[str, Callable[[list[str]], int | None]] = {
     "release-calibrations": _release_calibrations,
     "download-data": _download,
     "schemes": _schemes,
+    "evaluate": _evaluate,
 }
 
 

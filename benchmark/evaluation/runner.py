@@ -167,8 +167,10 @@ def run(cfg: DictConfig) -> dict:
     return execute(Run.from_config(cfg))
 
 
-def execute(run: Run) -> dict:
-    """Train (or load), calibrate, evaluate and store one combination; skip it when its rows exist."""
+def execute(run: Run, method=None, weights: dict | None = None) -> dict:
+    """Train (or load), calibrate, evaluate and store one combination; skip it when its rows exist.
+    `method`, `weights`: a method object to evaluate instead of building the spec's model, and what its
+    weights are (prepare_weights' record), for models given as they are (`regbench.evaluate`)."""
     device = resolve_device(run.device)
     if run.threads:
         torch.set_num_threads(int(run.threads))
@@ -184,14 +186,15 @@ def execute(run: Run) -> dict:
         atomic_write_text(out / "configs" / f"{label}.yaml", OmegaConf.to_yaml(run.config, resolve=True))
 
     task = build(run.task.spec)
-    method = build(run.method.model).to(device)
-    weights = prepare_weights(run, method, device)
+    method = (build(run.method.model) if method is None else method).to(device)
+    weights = prepare_weights(run, method, device) if weights is None else weights
     method.eval()
     hp, calib_psnr, calib_seconds = fit_hyperparameters(run, method, task, device, weights["key"])
     recon = Reconstruction(method, hp, solver_options(run.profile, run.method))
     common = {
         "method": run.method.label,
         "training": weights["training"],
+        "weights": weights["weights"],
         "task": run.task.name,
         "probe": run.probe.name,
         "seed": run.seed,

@@ -57,6 +57,7 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
         n_failed=("failed", "sum"),
         **({"variant": ("variant", "first")} if "variant" in rows else {}),
         **({"training": ("training", "first")} if "training" in rows else {}),
+        **({"weights": ("weights", "first")} if "weights" in rows else {}),
         **{c: (c, "mean") for c in OPTIONAL_MEANS if c in rows},
     ).reset_index()
     board[["psnr_std", "ssim_std"]] = board[["psnr_std", "ssim_std"]].fillna(0.0)
@@ -105,6 +106,8 @@ def to_markdown(board: pd.DataFrame) -> str:
                 "failed": part["n_failed"].astype(int),  # PSNR/SSIM are means over the images that did not fail
             }
         )
+        if "weights" in part:  # trained by regbench, external (with its hash) or none: apart at a glance
+            table.insert(2, "weights", part["weights"].fillna("–").to_numpy())
         for column, name in (
             ("sensitivity_std", "sensitivity std"),
             ("amplification", "amplification"),
@@ -238,7 +241,9 @@ def probe_table(board: pd.DataFrame, probe: str) -> pd.DataFrame:
         return pd.DataFrame(columns=["task", "method"])
     wide = []
     for metric in ("psnr", "ssim"):
-        table = part.pivot_table(index=["task", "method"], columns="level", values=f"{metric}_mean", aggfunc="first")
+        table = part.pivot_table(
+            index=["task", "method"], columns="level", values=f"{metric}_mean", aggfunc="first", dropna=False
+        )  # dropna=False: a method whose every image failed keeps its (empty) line
         table = table[sorted(table.columns)]
         table.columns = [f"{metric}@{level}" for level in table.columns]
         wide.append(table)

@@ -124,6 +124,7 @@ def overall_table(overall: pd.DataFrame) -> str:
                 (f"{int(r.params)}", int(r.params)),
                 (f"{r.train_minutes:.1f}", r.train_minutes),
                 (str(int(r.n_images)), int(r.n_images)),
+                (esc(r.weights if isinstance(getattr(r, "weights", None), str) else "–"), None),
                 (fmt(r.reference_psnr), r.reference_psnr),
                 (("+" if not is_nan(r.gap_db) and r.gap_db > 0 else "") + fmt(r.gap_db), r.gap_db, gap_class),
             ]
@@ -141,6 +142,7 @@ def overall_table(overall: pd.DataFrame) -> str:
         "params",
         "train min",
         "images",
+        "weights",
         "published PSNR",
         "gap (dB)",
     ]

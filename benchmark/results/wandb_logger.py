@@ -59,6 +59,7 @@ OVERALL_COLUMNS = [
     "task",
     "rank",
     "method",
+    "weights",
     "psnr_mean",
     "psnr_std",
     "psnr_ci_low",

@@ -100,12 +100,27 @@ def untrained_key(method: MethodSpec) -> str:
     return config_hash(portable(method.model))
 
 
+def external_weights(run: Run, method) -> dict:
+    """`weights: {path, sha256}` in the method's YAML: weights trained elsewhere, checked and loaded, never
+    trained here (a file whose hash differs is an error that names it and both hashes)."""
+    from regbench.methods.external import load_weights
+
+    named = run.method.config.weights
+    method.load_state_dict(load_weights(named.path, named.sha256))
+    source = f"external:{str(named.sha256).lower()[:12]}"
+    log.info("%s: weights from %s (%s)", run.method.label, named.path, source)
+    return {"key": str(named.sha256).lower()[:16], "train_minutes": 0.0, "training": "none", "weights": source}
+
+
 def prepare_weights(run: Run, method, device: torch.device) -> dict:
     """Load the checkpoint for this training config, or train and save one; returns its key, training
-    minutes and training scheme ("none": nothing trained)."""
+    minutes, training scheme ("none": nothing trained) and where the weights come from (`weights`:
+    "regbench" trained here or released, "external:<sha256 prefix>", "none")."""
+    if run.method.config.get("weights") is not None:
+        return external_weights(run, method)
     spec = checkpoints.spec_of(run)
     if spec is None:
-        return {"key": untrained_key(run.method), "train_minutes": 0.0, "training": "none"}
+        return {"key": untrained_key(run.method), "train_minutes": 0.0, "training": "none", "weights": "none"}
     key, name = checkpoints.checkpoint_key(spec), checkpoints.weights_name(spec)
     part = checkpoints.trained_part(spec, method)
     # parallel jobs needing the same weights: one trains, the others wait and load
@@ -118,9 +133,10 @@ def prepare_weights(run: Run, method, device: torch.device) -> dict:
             part.load_state_dict(state)
             method.to(device)
             log.info("%s: using checkpoint %s (%s)", run.method.label, entry["file"], entry.get("device", "?"))
-            return {"key": key, "train_minutes": float(entry.get("train_minutes", 0.0)), "training": spec["training"]}
+            minutes = float(entry.get("train_minutes", 0.0))
+            return {"key": key, "train_minutes": minutes, "training": spec["training"], "weights": "regbench"}
         log.info("%s: training (checkpoint key %s)", run.method.label, key)
         entry = train_method(run, method, device, spec)
         checkpoints.save(folders, name, key, cpu_state(part), entry)
         snapshot_path(folders, spec).unlink(missing_ok=True)
-    return {"key": key, "train_minutes": entry["train_minutes"], "training": spec["training"]}
+    return {"key": key, "train_minutes": entry["train_minutes"], "training": spec["training"], "weights": "regbench"}
