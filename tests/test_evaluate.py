@@ -167,3 +167,26 @@ def test_the_readme_example_prints_the_table_the_readme_shows(tmp_path):
     for g, w in zip(got, want):
         assert [float(v) for v in g[3:]] == pytest.approx([float(v) for v in w[3:]], abs=0.02), (g, w)
     assert (tmp_path / "runs" / "mine" / "report.html").is_file()
+
+
+def test_a_sweep_with_a_wrong_weights_file_stops_before_any_job_in_one_line(tmp_path):
+    from conftest import run_cli
+
+    path = tmp_path / "pnp.pt"
+    torch.save({"_extra_state": {"hp": {}}}, path)
+    (tmp_path / "plugin" / "configs" / "method").mkdir(parents=True)
+    (tmp_path / "plugin" / "configs" / "method" / "median_ext.yaml").write_text(
+        "name: median_ext\nmodel:\n  _target_: regbench.methods.pnp.PnP\n"
+        "  denoiser: {_target_: deepinv.models.MedianFilter}\n"
+        f"weights: {{path: {path}, sha256: {'1' * 64}}}\n"
+    )
+    proc = run_cli(
+        "method=median_ext",
+        "profile=smoke",
+        f"out={tmp_path / 'out'}",
+        cache=tmp_path / "cache",
+        env={"REGBENCH_PLUGINS": str(tmp_path / "plugin")},
+    )
+    assert proc.returncode == 2 and not (tmp_path / "out" / "rows").exists()
+    line = f"method median_ext: weights file {path} sha256 {sha256_of(path)} does not match the expected {'1' * 64}"
+    assert line in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -5,6 +5,7 @@ the last combination does not surface hours into the sweep. Errors are one line.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 from regbench.core.registry import RegistryError, register_resolvers, sweep_params
 from regbench.core.validate import ConfigError, validate
@@ -91,6 +92,15 @@ def _check_model(cfg, seen: set) -> None:
         raise ConfigError(
             f"method {cfg.method.name}: its model cannot be built from method.model: {_one_line(err)}"
         ) from None
+    named = cfg.method.get("weights")
+    if named is not None:  # weights trained elsewhere: the file must be the one named, before any job starts
+        from regbench.methods.external import sha256_of
+
+        path = Path(str(named.path)).expanduser()
+        found = sha256_of(path) if path.is_file() else None
+        if found != str(named.sha256).lower():
+            why = "does not exist" if found is None else f"sha256 {found} does not match the expected {named.sha256}"
+            raise ConfigError(f"method {cfg.method.name}: weights file {path} {why}")
     try:
         trained = training_spec(cfg.method, cfg.profile.name, cfg.seed, cfg.get("training"))
         if trained is not None:
