@@ -293,7 +293,7 @@ class CTTask(Task):
             fine = F.interpolate(x.cpu().float(), scale_factor=self.oversample, mode="bilinear", align_corners=False)[0]
         clean = self.operators(size, x.device)["A_fine"].apply(fine.to(x)).unsqueeze(0)  # (1, 1, angles, detectors)
         sigma = self.noise * noise_scale * float(clean.abs().mean())
-        physics = self.physics(size, sigma, stable_seed(self.name, split, image_id, seed), x.device)
+        physics = self.physics(size, sigma, stable_seed(self.stream, split, image_id, seed), x.device)
         if mismatch:
             clean = (
                 self.perturbed_simulation(size, split, image_id, seed, mismatch, x.device)

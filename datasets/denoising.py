@@ -1,7 +1,7 @@
 """Task `denoise_*`: additive white Gaussian noise on natural images.
 
-The noise of each image is fixed by (task, split, image id, seed), so every
-method sees exactly the same measurements; the initializer is y itself (A^T y).
+The noise of each image is fixed by (task, split, image id, seed) (the task's `stream`,
+its name by default), so every method sees exactly the same measurements; the initializer is y itself (A^T y).
 """
 
 from __future__ import annotations
@@ -19,10 +19,18 @@ class DenoisingTask(Task):
     identity_operator = True
     operator_sqnorm = 1.0
 
-    def __init__(self, sigma: float, train: ImageSet, calib: ImageSet, test: ImageSet, name: str = "denoise"):
+    def __init__(
+        self,
+        sigma: float,
+        train: ImageSet,
+        calib: ImageSet,
+        test: ImageSet,
+        name: str = "denoise",
+        stream: str | None = None,
+    ):
         if not sigma > 0:
             raise ValueError(f"task.sigma={sigma!r} is out of range; allowed: a noise level > 0 on the 0-255 scale")
-        super().__init__(name=name, train=train, calib=calib, test=test)
+        super().__init__(name=name, train=train, calib=calib, test=test, stream=stream)
         self.sigma = float(sigma) / 255.0
 
     def physics(self, seed: int, device, noise_scale: float = 1.0) -> dinv.physics.Physics:
@@ -33,7 +41,7 @@ class DenoisingTask(Task):
         return physics
 
     def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int, noise_scale: float = 1.0):
-        noise_seed = stable_seed(self.name, split, image_id, seed)
+        noise_seed = stable_seed(self.stream, split, image_id, seed)
         physics = self.physics(noise_seed, x.device, noise_scale)
         y = physics(x)
         return y, physics, self.initialize(y, physics)

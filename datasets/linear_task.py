@@ -48,7 +48,7 @@ class LinearTask(Task):
     def measure(self, x: torch.Tensor, split: str, image_id: str, seed: int, noise_scale: float = 1.0, mismatch=0):
         """`mismatch` != 0: y = A' x + the same noise realization as the nominal data, where A' is
         `perturbed_operator`; the returned physics (and initializer) are the nominal ones."""
-        seed = stable_seed(self.name, split, image_id, seed)
+        seed = stable_seed(self.stream, split, image_id, seed)
         operator_rng = torch.Generator(device=x.device).manual_seed(seed)
         noise_rng = torch.Generator(device=x.device).manual_seed(seed ^ 0x5EED)
         noise = GaussianNoise(sigma=self.sigma * noise_scale, rng=noise_rng)

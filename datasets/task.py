@@ -55,8 +55,12 @@ class Task:
     identity_operator = False  # A = I
     operator_sqnorm: float | None = None  # ||A||^2 when the task knows it (None: estimated by power iteration)
 
-    def __init__(self, name: str, train: ImageSet, calib: ImageSet, test: ImageSet):
+    def __init__(self, name: str, train: ImageSet, calib: ImageSet, test: ImageSet, stream: str | None = None):
         self.name, self.train, self.calib, self.test = name, train, calib, test
+        # the label every sample's noise (and random operator) is drawn from: the task's name, unless it
+        # poses another task's problem on other test images (denoise_folder: denoise_bsd68's), so that
+        # its calibration samples, and with them its calibration, are the other task's
+        self.stream = stream or name
 
     def split(self, split: str) -> ImageSet:
         if split not in SPLITS:

@@ -94,6 +94,10 @@ def test_evaluate_on_a_folder_of_own_images(smoke_sweep, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = pd.read_parquet(tmp_path / "out" / "results.parquet")
     assert list(rows.image_id) == ["a_img", "b_img"] and (rows.task == "denoise_folder").all()
+    # the same problem as denoise_bsd68 on other test images: BSD68's calibration, not a new search
+    assert "tv: calibration from cache" in proc.stdout + proc.stderr
+    bsd68 = pd.read_parquet(smoke_sweep["out"] / "results.parquet").query("method == 'tv'")
+    assert rows.hyper.iloc[0] == bsd68.hyper.iloc[0] and rows.calib_psnr.iloc[0] == bsd68.calib_psnr.iloc[0]
 
 
 def test_a_cuda_run_computes_in_full_float32(monkeypatch):

@@ -1,7 +1,8 @@
 """Calibrated hyperparameters: cached per run, released beside the checkpoints.
 
-A calibration depends on the weights, the task, the calibration images, the solver and
-the search settings (`calibration_key`). The runner looks a key up in the cache, then
+A calibration depends on the weights, the task's problem (operator, noise, calibration images and
+noise draws, not its test split: `calibration_problem`), the solver and the search settings
+(`calibration_key`). The runner looks a key up in the cache, then
 among the released calibrations (results/weights/CALIBRATIONS.json), and runs the search
 only when neither has it. So a fresh clone's `make benchmark` evaluates the released
 weights with the hyperparameters regbench found for them, instead of repeating a search
@@ -24,6 +25,8 @@ import json
 import logging
 from pathlib import Path
 
+from omegaconf import DictConfig
+
 from regbench.core.hashing import config_hash, portable
 from regbench.core.provenance import git_rev
 from regbench.core.spec import Folders, Run
@@ -39,7 +42,7 @@ def calibration_key(run: Run, default_hp: dict, weights_key: str) -> str:
     profile, options = run.profile, run.method.options
     return config_hash(
         weights_key,
-        portable(run.task.config),
+        calibration_problem(run.task.config),
         profile.n_calib,
         profile.calib_crop,
         portable(profile.config.solver),
@@ -48,6 +51,15 @@ def calibration_key(run: Run, default_hp: dict, weights_key: str) -> str:
         default_hp,
         *([options] if options else []),
     )
+
+
+def calibration_problem(task: DictConfig) -> dict:
+    """What of a task a calibration depends on: its class, operator, noise, calibration split and noise
+    stream; not its name, test split or training split (a task that poses the same problem on other test
+    images, e.g. denoise_folder, shares the calibration)."""
+    spec = portable(task.spec)
+    stream = spec.get("stream") or spec.get("name")
+    return {**{k: v for k, v in spec.items() if k not in ("name", "test", "train", "stream")}, "stream": stream}
 
 
 def cache_path(folders: Folders, name: str, key: str) -> Path:

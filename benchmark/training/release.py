@@ -57,10 +57,15 @@ def released_pairs() -> list[tuple[str, str | None]]:
     return pairs
 
 
-def release(method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), from_cache: bool = False) -> dict:
+RUNTIME = ("progress=",)  # how a release runs, not what it releases: never recorded with it
+
+
+def release(
+    method: str, profile: str = "cpu", overrides: tuple[str, ...] = (), from_cache: bool = False, runtime=()
+) -> dict:
     """Train (or take from the cache) the checkpoint of `method` under `overrides` (e.g. `training=score`),
     calibrate it on its default task and write both into results/weights/."""
-    run = Run.from_config(compose([f"method={method}", f"profile={profile}", "retrain=true", *overrides]))
+    run = Run.from_config(compose([f"method={method}", f"profile={profile}", "retrain=true", *overrides, *runtime]))
     folders = run.folders
     spec = checkpoints.spec_of(run)
     key, name = checkpoints.checkpoint_key(spec), checkpoints.weights_name(spec)
@@ -108,13 +113,14 @@ def main(argv: list[str]) -> None:
     methods = [a.split("=", 1)[1] for a in argv if a.startswith("method=")]
     profile = next((a.split("=", 1)[1] for a in argv if a.startswith("profile=")), "cpu")
     from_cache = any(a == "from_cache=true" for a in argv)
-    rest = tuple(a for a in argv if not a.startswith(("method=", "profile=", "from_cache=")))
+    runtime = tuple(a for a in argv if a.startswith(RUNTIME))
+    rest = tuple(a for a in argv if not a.startswith(("method=", "profile=", "from_cache=", *RUNTIME)))
     if methods:
         jobs = [(name, rest) for name in ",".join(methods).split(",")]
     else:
         jobs = [(name, (*([f"training={t}"] if t else []), *rest)) for name, t in released_pairs()]
     for name, overrides in jobs:
-        entry = release(name, profile, overrides, from_cache)
+        entry = release(name, profile, overrides, from_cache, runtime)
         log.info(
             "%s: released %s (%.1f min, calibration %.2f dB)",
             name,
