@@ -297,7 +297,7 @@ def test_degradation_plots_are_written_as_png(tmp_path):
     from PIL import Image
 
     from regbench.results import leaderboard
-    from regbench.results.report import write_plots
+    from regbench.results.plots import write_plots
 
     paths = write_plots(leaderboard.aggregate(_board()), tmp_path)
     assert paths == [tmp_path / "plots" / "t__intervals.png", tmp_path / "plots" / "t__worst_case.png"]
@@ -328,7 +328,7 @@ def test_convergence_traces_are_plotted_per_task_with_the_nominal_probe_first(tm
 
     from regbench.evaluation import convergence
     from regbench.results import leaderboard
-    from regbench.results.report import write_plots
+    from regbench.results.plots import write_plots
 
     first, second = tmp_path / "a", tmp_path / "b"
     for folder, probe, start in ((first, "noise_sweep", 10.0), (first, "nominal", 20.0), (second, "nominal", 30.0)):

@@ -16,20 +16,26 @@ CSS and JS are inline, plots (matplotlib) and images are base64 data URIs.
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
-import html
-import io
-import math
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from regbench.evaluation import convergence
 from regbench.evaluation.examples import label_of, load_examples
-from regbench.results import leaderboard, merge, references, statistics
-from regbench.results.store import atomic_write, atomic_write_text
+from regbench.results import leaderboard, merge, references
+from regbench.results.html_tables import (
+    data_uri,
+    esc,
+    fmt,
+    overall_table,
+    probe_html,
+    statistics_html,
+    table,
+    training_html,
+)
+from regbench.results.plots import plot_pngs, write_plots
+from regbench.results.store import atomic_write_text
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;max-width:1400px;
@@ -68,229 +74,8 @@ document.documentElement.dataset.sortable='ready';
 """
 
 
-def esc(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def is_nan(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
-
-
-def fmt(v, digits: int = 2) -> str:
-    return "" if is_nan(v) else f"{v:.{digits}f}"
-
-
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-# -- tables --------------------------------------------------------------------
-def table(columns: list[str], rows: list[list[tuple[str, object]]], caption: str = "") -> str:
-    """A sortable table; each cell is (shown text, sort value or None for text cells)."""
-    textual = [all(len(row) > i and row[i][1] is None for row in rows) for i in range(len(columns))]
-    head = "".join(f"<th{' class=text' if i == 0 or textual[i] else ''}>{esc(c)}</th>" for i, c in enumerate(columns))
-    body = []
-    for row in rows:
-        cells = []
-        for i, cell in enumerate(row):
-            text, value, *klass = cell
-            attrs = "" if value is None else f' data-v="{"" if is_nan(value) else esc(value)}"'
-            classes = " ".join(k for k in ["text" if value is None else "", *klass] if k)
-            if classes:
-                attrs += f' class="{classes}"'
-            cells.append(f"<td{attrs}>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    cap = f"<caption class=muted>{esc(caption)}</caption>" if caption else ""
-    return f"<table class=sortable>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def overall_table(overall: pd.DataFrame) -> str:
-    best = overall["psnr_mean"].max()
-    rows = []
-    for r in overall.itertuples():
-        gap_class = "" if is_nan(r.gap_db) else ("neg" if r.gap_db < 0 else "pos")
-        rank = int(r.rank)
-        rows.append(
-            [
-                (esc(r.method), None),
-                (str(rank), rank),
-                (f"{r.psnr_mean:.2f} ± {r.psnr_std:.2f}", r.psnr_mean, "best" if r.psnr_mean == best else ""),
-                (leaderboard.interval(r.psnr_ci_low, r.psnr_ci_high), r.psnr_ci_low),
-                ("–" if is_nan(r.p_next) else f"{r.p_next:.3f}", r.p_next),
-                (f"{r.ssim_mean:.4f} ± {r.ssim_std:.4f}", r.ssim_mean),
-                (fmt(r.seconds_mean), r.seconds_mean),
-                (f"{r.iterations_mean:.0f}", r.iterations_mean),
-                (f"{100 * r.converged_frac:.0f}%", r.converged_frac),
-                (f"{int(r.params)}", int(r.params)),
-                (f"{r.train_minutes:.1f}", r.train_minutes),
-                (str(int(r.n_images)), int(r.n_images)),
-                (esc(r.weights if isinstance(getattr(r, "weights", None), str) else "–"), None),
-                (fmt(r.reference_psnr), r.reference_psnr),
-                (("+" if not is_nan(r.gap_db) and r.gap_db > 0 else "") + fmt(r.gap_db), r.gap_db, gap_class),
-            ]
-        )
-    columns = [
-        "method",
-        "rank",
-        "PSNR (dB)",
-        "95% CI",
-        "p vs next",
-        "SSIM",
-        "s/image",
-        "iterations",
-        "converged",
-        "params",
-        "train min",
-        "images",
-        "weights",
-        "published PSNR",
-        "gap (dB)",
-    ]
-    return table(
-        columns,
-        rows,
-        "nominal task; click a header to sort; rank: shared with the method above when the paired test "
-        "(Wilcoxon, per-image PSNR) finds no difference at 5%; 95% CI: bootstrap over images; "
-        "gap = regbench minus published",
-    )
-
-
-def statistics_html(board: pd.DataFrame) -> str:
-    """Mean ranks over the task's cells and the probes' rank stability (Kendall's tau vs level 0)."""
-    parts = []
-    ranks = statistics.mean_ranks(board)
-    if len(ranks) > 1:
-        rows = [
-            [(esc(r.method), None), (f"{r.mean_rank:.2f}", r.mean_rank), (str(r.cells), r.cells)]
-            for r in ranks.itertuples()
-        ]
-        parts.append(table(["method", "mean rank", "cells"], rows, "tie-aware rank, averaged over probes and levels"))
-    stability = statistics.rank_stability(board)
-    if not stability.empty:
-        rows = [
-            [
-                (esc(r.probe), None),
-                (str(r.level), r.level),
-                (fmt(r.kendall_tau), r.kendall_tau),
-                (str(r.methods), r.methods),
-            ]
-            for r in stability.itertuples()
-        ]
-        parts.append(
-            table(
-                ["probe", "level", "Kendall tau", "methods"],
-                rows,
-                "rank stability: Kendall's tau between a probe's ranking at level 0 and at each level",
-            )
-        )
-    return "".join(parts)
-
-
-def training_html(crossed: pd.DataFrame) -> str:
-    """The method x training table: PSNR per architecture and scheme, each line's best marked."""
-    schemes = [c for c in crossed.columns if c not in ("task", "method")]
-    rows = []
-    for r in crossed.to_dict("records"):
-        best = max((r[s] for s in schemes if not is_nan(r[s])), default=None)
-        rows.append(
-            [(esc(r["method"]), None)] + [(fmt(r[s]) or "–", r[s], "best" if r[s] == best else "") for s in schemes]
-        )
-    return table(["method", *schemes], rows, "PSNR (dB) on the nominal task; –: the pair was not run")
-
-
-def probe_html(part: pd.DataFrame, probe: str) -> str:
-    wide = leaderboard.probe_table(part, probe)
-    columns = [c for c in wide.columns if c not in ("task",)]
-    rows = []
-    for r in wide.to_dict("records"):
-        row = [(esc(r["method"]), None)]
-        for c in columns[1:]:
-            row.append((fmt(r[c], 2 if c.startswith("psnr") else 4), r[c]))
-        rows.append(row)
-    names = ["method"] + [c.replace("psnr@", "PSNR @ level ").replace("ssim@", "SSIM @ level ") for c in columns[1:]]
-    return table(names, rows)
-
-
-# -- plots ---------------------------------------------------------------------
-def nominal_cells(board: pd.DataFrame) -> pd.DataFrame:
-    """Level 0 of each task and method, the `nominal` probe's where several probes ran."""
-    part = board[board["level"] == 0]
-    part = part.assign(later=part["probe"] != "nominal").sort_values("later")
-    return part.drop_duplicates(["task", "method"]).drop(columns="later")
-
-
-def intervals_png(part: pd.DataFrame, task: str) -> bytes:
-    """Each method's mean PSNR on the nominal task with its 95% bootstrap interval, best on top."""
-    from matplotlib.figure import Figure
-
-    part = part.sort_values("psnr_mean")
-    fig = Figure(figsize=(7, 0.35 * len(part) + 1.2), dpi=100, layout="constrained")
-    ax = fig.subplots()
-    low = (part["psnr_mean"] - part["psnr_ci_low"]).clip(lower=0)
-    high = (part["psnr_ci_high"] - part["psnr_mean"]).clip(lower=0)
-    ax.errorbar(part["psnr_mean"], range(len(part)), xerr=[low, high], fmt="o", capsize=4)
-    ax.set_yticks(range(len(part)), part["method"])
-    ax.set_xlabel("PSNR (dB), mean and 95% interval")
-    ax.grid(alpha=0.3, axis="x")
-    ax.set_title(f"{task}: nominal task", fontsize=11)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
-def degradation_png(part: pd.DataFrame, task: str, probe: str) -> bytes:
-    """PSNR and SSIM against the probe level, one line per method (PNG bytes)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.4), dpi=100, layout="constrained")
-    axes = fig.subplots(1, 2)
-    for method, m in part.sort_values("level").groupby("method", sort=True):
-        for ax, metric in zip(axes, ("psnr", "ssim")):
-            ax.errorbar(m["level"], m[f"{metric}_mean"], yerr=m[f"{metric}_std"], marker="o", capsize=3, label=method)
-    for ax, name in zip(axes, ("PSNR (dB)", "SSIM")):
-        ax.set_xlabel(f"{probe} level (0 = nominal)")
-        ax.set_ylabel(name)
-        ax.set_xticks(sorted(part["level"].unique()))
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"{task}: degradation under probe {probe}", fontsize=11)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
-def plot_pngs(board: pd.DataFrame, sources: list[Path] = ()) -> dict[str, bytes]:
-    """Every plot of the report, rendered once: `<task>__intervals` (each method's nominal mean PSNR with
-    its 95% interval), `<task>__<probe>` (degradation curves of each probe with perturbed levels) and
-    `<task>__convergence` (the solvers' PSNR-vs-iteration traces in the sweep folders `sources`)."""
-    plots = {
-        f"{task}__convergence": convergence.convergence_png(task, traces)
-        for task, traces in convergence.load_traces(list(sources)).items()
-    }
-    if "psnr_ci_low" in board:
-        for task, part in nominal_cells(board).groupby("task", sort=True):
-            plots[f"{task}__intervals"] = intervals_png(part, task)
-    for (task, probe), part in board.groupby(["task", "probe"], sort=True):
-        if part["level"].nunique() > 1:
-            plots[f"{task}__{probe}"] = degradation_png(part, task, probe)
-    return plots
-
-
 def plot_img(png: bytes, alt: str) -> str:
     return f'<img class=plot alt="{esc(alt)}" src="{data_uri(png)}">'
-
-
-def write_plots(
-    board: pd.DataFrame, folder: Path, sources: list[Path] = (), plots: dict[str, bytes] | None = None
-) -> list[Path]:
-    """The report's plots as PNGs: `folder/plots/<task>__<probe>.png` and `<task>__convergence.png` (see plot_pngs;
-    `plots`: already rendered ones)."""
-    written = []
-    for name, png in (plot_pngs(board, sources) if plots is None else plots).items():
-        path = Path(folder) / "plots" / f"{name}.png"
-        atomic_write(path, lambda p, png=png: p.write_bytes(png))
-        written.append(path)
-    return written
 
 
 # -- reconstruction grids --------------------------------------------------------
