@@ -57,6 +57,8 @@ class Method(torch.nn.Module):
     # samplers: the output depends on `options.seed`; the runner evaluates each test image
     # once per seed of the method's `reconstruct.<profile>.seeds` and rows carry it (sample_seed)
     stochastic: bool = False
+    # the same input gives bit-identical output (False: float noise in a library, e.g. BM3D's ~1e-7)
+    repeatable: bool = True
     hyperparameters: dict[str, Hyper] = {}
 
     def __init__(self, **hyper: float):
