@@ -300,8 +300,8 @@ def test_a_release_removes_its_training_snapshot_and_what_it_supersedes(tmp_path
     for name in ("crr-old.pt", "wcrr-other.pt"):
         (weights / name).write_bytes(b"weights")
     manifest = {
-        "old": {"file": "crr-old.pt", "calibration": {"method": "crr", "overrides": list(overrides)}},
-        "other": {"file": "wcrr-other.pt", "calibration": {"method": "wcrr", "overrides": list(overrides)}},
+        "old": {"method": "crr", "file": "crr-old.pt", "calibration": {"overrides": list(overrides)}},
+        "other": {"method": "wcrr", "file": "wcrr-other.pt", "calibration": {"overrides": list(overrides)}},
     }
     (weights / "MANIFEST.json").write_text(json.dumps(manifest))
     command = ["method=crr", "profile=smoke", *overrides]

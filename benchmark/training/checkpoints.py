@@ -198,14 +198,12 @@ def load(folders: Folders, name: str, key: str) -> tuple[dict, dict] | None:
 def drop_superseded(folder: Path, entry: dict) -> list[str]:
     """Remove the released checkpoints that `entry` supersedes: those released for the same method
     and overrides under another key (a changed config). Returns the files removed."""
-    manifest, released = _read_manifest(folder), entry.get("calibration") or {}
-    stale = [
-        key
-        for key, other in manifest.items()
-        if key != entry["key"]
-        and (other.get("calibration") or {}).get("method") == released.get("method")
-        and (other.get("calibration") or {}).get("overrides") == released.get("overrides")
-    ]
+    manifest = _read_manifest(folder)
+
+    def released_as(e: dict) -> tuple:  # the weights' name and the overrides that compose their config
+        return e.get("method"), tuple((e.get("calibration") or {}).get("overrides") or ())
+
+    stale = [key for key, other in manifest.items() if key != entry["key"] and released_as(other) == released_as(entry)]
     for key in stale:
         (folder / manifest.pop(key)["file"]).unlink(missing_ok=True)
     if stale:
