@@ -8,22 +8,18 @@ unchecked file is ever left behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 import urllib.request
 from pathlib import Path
 
+from regbench.core.hashing import file_digest
 from regbench.datasets.images import DataMissingError
 
 
 def md5sum(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, "md5")
 
 
 def record_files(record_url: str) -> dict[str, dict]:

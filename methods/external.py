@@ -23,6 +23,7 @@ from typing import Mapping, Optional
 
 import torch
 
+from regbench.core.hashing import file_digest
 from regbench.methods.base import Hyper, Method, SolveReport
 
 KINDS = ("method", "prior", "denoiser", "reconstructor")
@@ -163,11 +164,7 @@ def recalibrate(method: Method, ranges: Mapping, name: str) -> None:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def load_weights(path: str | Path, sha256: str) -> dict:

@@ -21,6 +21,15 @@ def config_hash(*parts: Any, length: int = 16) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
+def file_digest(path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in blocks (checksums of downloads and of weights files)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def stable_seed(*parts: Any) -> int:
     """A 63-bit seed derived from arbitrary labels (e.g. image id and run seed)."""
     return int(config_hash(*parts, length=15), 16)
