@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from regbench.core.plugins import REPO_ROOT
 from regbench.core.registry import check, compose
-from regbench.core.spec import MethodSpec, Run
+from regbench.core.spec import Run
 from regbench.core.validate import validate
 from regbench.methods import external
 
@@ -72,7 +72,7 @@ def evaluate(
     if weights is not None:  # before anything runs: a wrong file evaluates nothing
         state = external.load_weights(weights["path"], weights["sha256"])
         model.load_state_dict(state)
-        source = f"external:{str(weights['sha256']).lower()[:12]}"
+        source = external.weights_source(weights["sha256"])
     method = external.wrap(model, name, kind, calibrate)
     key = external.fingerprint(model, method)
     block = {"name": name, "model": {"external": key, "kind": type(method).__name__}}
@@ -96,11 +96,10 @@ def evaluate(
             )
             validate(cfg)
             OmegaConf.set_struct(cfg, False)
-            cfg.method = block
+            cfg.method = block  # the run's method spec, and the record in OUT/configs and W&B
             runs.append(Run.from_config(cfg))
     for run in runs:
-        spec = MethodSpec(name=name, label=name, own_training=True, config=OmegaConf.create(block))
-        result = execute(run.replace(method=spec), method=method, weights=loaded)
+        result = execute(run, method=method, weights=loaded)
         log.info("%s: %s", result["label"], "finished already" if result["skipped"] else f"{result['rows']} rows")
     rows = pd.read_parquet(out / "results.parquet")
     others = [Path(f) for f in (released_folders() if compare is None else compare)]
@@ -110,7 +109,7 @@ def evaluate(
         rows = rows[same & (rows["seed"] == seed)].reset_index(drop=True)
         merge.write(rows, out / "compared")  # leaderboard.md/csv of the model among the others
     board = leaderboard.aggregate(rows)
-    write_report([out, *others], out / "report.html", rows)
+    write_report([out, *others], out / "report.html", rows, board)
     if logger != "none":
         log_leaderboard(runs[0].logger, out)
     return board

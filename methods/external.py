@@ -167,14 +167,26 @@ def sha256_of(path: Path) -> str:
     return file_digest(path, "sha256")
 
 
-def load_weights(path: str | Path, sha256: str) -> dict:
-    """The state dict in `path`, after checking that the file is the one named (its sha256)."""
+def verify_weights(path: str | Path, sha256: str) -> Path:
+    """`path`, after checking that the file is the one named (its sha256); else one line naming the file
+    and both hashes."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ExternalModelError(f"weights file {path} does not exist")
     found = sha256_of(path)
     if found != str(sha256).lower():
         raise ExternalModelError(f"weights file {path}: sha256 {found} does not match the expected {sha256}")
+    return path
+
+
+def weights_source(sha256: str) -> str:
+    """What rows say of weights trained elsewhere: `external:<sha256 prefix>`."""
+    return f"external:{str(sha256).lower()[:12]}"
+
+
+def load_weights(path: str | Path, sha256: str) -> dict:
+    """The state dict in `path`, after `verify_weights`."""
+    path = verify_weights(path, sha256)
     state = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
     return state.get("state_dict", state) if isinstance(state, dict) else state
 

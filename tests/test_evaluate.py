@@ -188,5 +188,5 @@ def test_a_sweep_with_a_wrong_weights_file_stops_before_any_job_in_one_line(tmp_
         env={"REGBENCH_PLUGINS": str(tmp_path / "plugin")},
     )
     assert proc.returncode == 2 and not (tmp_path / "out" / "rows").exists()
-    line = f"method median_ext: weights file {path} sha256 {sha256_of(path)} does not match the expected {'1' * 64}"
+    line = f"method median_ext: weights file {path}: sha256 {sha256_of(path)} does not match the expected {'1' * 64}"
     assert line in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

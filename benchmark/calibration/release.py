@@ -49,7 +49,14 @@ def release_combination(overrides: list[str]) -> dict | None:
     except FileNotFoundError as err:
         log.warning("skipped: %s", err)
         return None
-    log.info("%s on %s: released %s (%.2f dB)", run.method.name, run.task.name, record["hp"], record["psnr"])
+    log.info(
+        "%s on %s: released %s (%.2f dB) into %s",
+        run.method.name,
+        run.task.name,
+        record["hp"],
+        record["psnr"],
+        calibrations.released_path(run.folders),
+    )
     return record
 
 
@@ -57,8 +64,4 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
     axes = [[f"{a.split('=', 1)[0]}={v}" for v in a.split("=", 1)[1].split(",")] if "," in a else [a] for a in argv]
     released = [r for combo in itertools.product(*axes) if (r := release_combination(list(combo)))]
-    log.info(
-        "released %d calibrations into %s",
-        len(released),
-        calibrations.released_path(Run.from_config(compose([])).folders),
-    )
+    log.info("released %d calibrations", len(released))

@@ -5,7 +5,6 @@ the last combination does not surface hours into the sweep. Errors are one line.
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 from regbench.core.registry import RegistryError, register_resolvers, sweep_params
 from regbench.core.validate import ConfigError, validate
@@ -94,13 +93,12 @@ def _check_model(cfg, seen: set) -> None:
         ) from None
     named = cfg.method.get("weights")
     if named is not None:  # weights trained elsewhere: the file must be the one named, before any job starts
-        from regbench.methods.external import sha256_of
+        from regbench.methods.external import ExternalModelError, verify_weights
 
-        path = Path(str(named.path)).expanduser()
-        found = sha256_of(path) if path.is_file() else None
-        if found != str(named.sha256).lower():
-            why = "does not exist" if found is None else f"sha256 {found} does not match the expected {named.sha256}"
-            raise ConfigError(f"method {cfg.method.name}: weights file {path} {why}")
+        try:
+            verify_weights(str(named.path), str(named.sha256))
+        except ExternalModelError as err:
+            raise ConfigError(f"method {cfg.method.name}: {err}") from None
     try:
         trained = training_spec(cfg.method, cfg.profile.name, cfg.seed, cfg.get("training"))
         if trained is not None:

@@ -250,11 +250,13 @@ def nominal_first(probe: str) -> tuple:
 
 
 # -- the page ------------------------------------------------------------------
-def render(folders: list[Path], rows: pd.DataFrame, plots: dict[str, bytes] | None = None) -> str:
-    """The page; `plots`: plot_pngs' output when the caller rendered it already."""
+def render(
+    folders: list[Path], rows: pd.DataFrame, plots: dict[str, bytes] | None = None, board: pd.DataFrame | None = None
+) -> str:
+    """The page; `plots`, `board`: plot_pngs' and leaderboard.aggregate's output when the caller has them."""
     folders = [Path(f) for f in folders]
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    board = leaderboard.aggregate(rows)
+    board = leaderboard.aggregate(rows) if board is None else board
     plots = plot_pngs(board, folders) if plots is None else plots
     grids = collect_examples(folders, rows) if not rows.empty else {}
     tasks = sorted(rows["task"].unique()) if not rows.empty else []
@@ -319,13 +321,16 @@ def render(folders: list[Path], rows: pd.DataFrame, plots: dict[str, bytes] | No
     )
 
 
-def write_report(folders: list[str | Path], out_html: str | Path, rows: pd.DataFrame | None = None) -> Path:
+def write_report(
+    folders: list[str | Path], out_html: str | Path, rows: pd.DataFrame | None = None, board: pd.DataFrame | None = None
+) -> Path:
+    """report.html of the folders' rows (or `rows`, with their `board` when the caller aggregated them)."""
     folders = [Path(f) for f in folders]
     rows = merge.merge(folders) if rows is None else rows
     out_html = Path(out_html)
-    board = leaderboard.aggregate(rows)
+    board = leaderboard.aggregate(rows) if board is None else board
     plots = plot_pngs(board, folders)  # rendered once: inline in the page and as PNG files
-    atomic_write_text(out_html, render(folders, rows, plots))
+    atomic_write_text(out_html, render(folders, rows, plots, board))
     if not rows.empty:
         write_plots(board, out_html.parent, plots=plots)
     return out_html

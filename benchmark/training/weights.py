@@ -103,11 +103,11 @@ def untrained_key(method: MethodSpec) -> str:
 def external_weights(run: Run, method) -> dict:
     """`weights: {path, sha256}` in the method's YAML: weights trained elsewhere, checked and loaded, never
     trained here (a file whose hash differs is an error that names it and both hashes)."""
-    from regbench.methods.external import load_weights
+    from regbench.methods.external import load_weights, weights_source
 
     named = run.method.config.weights
     method.load_state_dict(load_weights(named.path, named.sha256))
-    source = f"external:{str(named.sha256).lower()[:12]}"
+    source = weights_source(named.sha256)
     log.info("%s: weights from %s (%s)", run.method.label, named.path, source)
     return {"key": str(named.sha256).lower()[:16], "train_minutes": 0.0, "training": "none", "weights": source}
 
