@@ -143,3 +143,39 @@ def test_denoising_solves_use_the_speed_restart_and_other_operators_do_not(monke
     method.reconstruct(y, denoise, y, method.hp, options.replace(restart=False))  # the plain reference solve
     assert seen[0]["speed_restart"] == SPEED_RESTART_MIN
     assert seen[1]["speed_restart"] == 0 and seen[2]["speed_restart"] == 0
+
+
+def _crr_denoising(seed=0):
+    torch.manual_seed(seed)
+    m = CRR(lam=2.0).double()
+    with torch.no_grad():
+        m.spline.raw.normal_()
+    y = _denoising_problem(seed)
+    reg = m.regularizer(m.hp, SolverOptions(), y)
+    grad = lambda x: x - y + m.hp["lam"] * reg.grad(x)
+    energy = lambda x: 0.5 * ((x - y) ** 2).flatten(1).sum(1) + m.hp["lam"] * reg.fn(x)
+    return y, grad, energy, 1 + m.hp["lam"] * reg.lipschitz
+
+
+def test_a_loose_bound_does_not_end_the_solve_at_its_start():
+    """A valid bound 1000 times too large makes each step, and so the relative change, tiny; the solve
+    must still reach the tight bound's minimizer, not stop at y and call it converged."""
+    y, grad, _, L = _crr_denoising()
+    tight, info_tight = apg(y.clone(), grad, lipschitz=L, tol=1e-4, max_iter=20000)
+    loose, info_loose = apg(y.clone(), grad, lipschitz=1000 * L, tol=1e-4, max_iter=50000)
+    assert info_tight.converged and info_loose.converged
+    assert info_loose.iterations > 5 * info_tight.iterations
+    assert info_loose.grad_ratio <= 1e-2 and info_loose.step == 1 / (1000 * L)
+    distance = float((loose - tight).norm() / (tight - y).norm())
+    assert distance < 3e-2, distance  # relative to the distance the solve travels; the old stop: 1.0
+
+
+def test_the_line_search_grows_a_step_that_started_too_short():
+    """Started at a step 1000 times too short, the line search lengthens it (not only shortens) and
+    reaches the minimizer with a step of the order of 1 / L; its evaluations are counted."""
+    y, grad, energy, L = _crr_denoising(1)
+    ref, _ = apg(y.clone(), grad, lipschitz=L, tol=1e-10, max_iter=50000)
+    x, info = apg(y.clone(), grad, f_value=energy, initial_lipschitz=1000 * L, tol=1e-8, max_iter=20000)
+    assert info.converged and info.step > 0.5 / L
+    assert info.evaluations > info.iterations
+    assert float((x - ref).norm() / (ref - y).norm()) < 1e-3

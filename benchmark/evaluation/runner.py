@@ -152,6 +152,9 @@ def evaluate_one(row: Row, recon: Reconstruction, level_recon: Reconstruction, d
         "iterations": int(info.iterations),
         "converged": info.converged is not False and not failed,  # None: a fixed number of steps
         "rel_change": float(info.rel_change),
+        "grad_ratio": float(info.grad_ratio),  # the solver's scale-free stop: gradient mapping over its first
+        "line_search_evals": int(info.line_search_evals),
+        "step": float(info.step),
         "energy_monotone": info.energy_monotone,  # energy-based methods: did the sampled energy never increase
         "status": status,
         "peak_mem_mb": peak_memory_mb(device),

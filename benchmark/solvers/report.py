@@ -25,6 +25,9 @@ class SolveReport:
     restarts: int = 0
     status: str = "ok"  # or why not: "diverged: ...", "not converged: ..."
     seed: Optional[int] = None  # samplers: the seed the sample was drawn with
+    line_search_evals: int = 0  # evaluations of the energy by the solver's line search
+    step: float = float("nan")  # the solver's last step size
+    grad_ratio: float = float("nan")  # the gradient mapping's last norm over its first (the scale-free stop)
 
     @classmethod
     def of(cls, info: Any) -> "SolveReport":
@@ -39,6 +42,9 @@ class SolveReport:
                 energy_monotone=info.monotone if info.energies else None,
                 restarts=info.restarts,
                 status=info.status,
+                line_search_evals=info.evaluations,
+                step=info.step,
+                grad_ratio=info.grad_ratio,
             )
         if isinstance(info, Mapping):
             names = {f.name for f in dataclasses.fields(cls)}

@@ -71,7 +71,7 @@ def solve(
     reg: Regularizer, y: torch.Tensor, physics, x0: torch.Tensor, lam: float, options: SolverOptions
 ) -> tuple[torch.Tensor, SolveInfo]:
     """APG on 1/2 ||A x - y||^2 + lam R(x): gradient steps on both terms when R is smooth (step 1 / (||A||^2 +
-    lam L_R), or backtracking when R gives no bound), a gradient step on the data and lam R's prox otherwise."""
+    lam L_R), or a line search when R gives no bound), a gradient step on the data and lam R's prox otherwise."""
     fidelity, operator = L2(), operator_of(options, physics)
     data_lip = data_lipschitz(operator, physics, x0)
     speed = SPEED_RESTART_MIN if operator.identity and options.restart else 0  # strongly convex: see solvers/apg.py
@@ -86,6 +86,7 @@ def solve(
             grad_f=lambda x: fidelity.grad(x, y, physics) + lam * reg.grad(x),
             lipschitz=lipschitz,
             f_value=energy if lipschitz is None else None,
+            initial_lipschitz=data_lip,  # the line search's first guess: the data term's own bound
             energy=energy,
             **options.apg(speed_restart=speed),
         )

@@ -2,7 +2,8 @@
 
 Each step solves the lower-level problem
     x*(theta) = argmin_z 1/2 ||z - y||^2 + lam R_theta(z)
-for a batch of noisy patches near convergence without gradients (APG, step 1 / (1 + lam L_R)),
+for a batch of noisy patches near convergence without gradients (APG, step 1 / (1 + lam L_R), or the
+solver's line search for a regularizer without a bound: TDV, LSR, CNNs),
 and descends the upper-level loss ||x* - x||^2 / n in theta (the regularizer's parameters and its
 learned hyperparameters):
   - `bilevel_ift`: the exact hypergradient at the minimizer by the implicit function theorem,
@@ -39,8 +40,14 @@ class Bilevel(RegularizerScheme):
         with torch.no_grad():
             options = SolverOptions(compile=bool(settings.get("compile", False)), track_energy=False)
             frozen = method.regularizer(values, options, y)
-            lip = 1.0 + lam_v * frozen.lipschitz
-            x_star, _ = apg(y, lambda z: z - y + lam_v * frozen.grad(z), lipschitz=lip, **inner)
+            grad = lambda z: z - y + lam_v * frozen.grad(z)  # noqa: E731
+            if frozen.lipschitz is None:  # no bound: the line search finds the step (1 / its final L is logged)
+                energy = lambda z: 0.5 * ((z - y) ** 2).flatten(1).sum(1) + lam_v * frozen.fn(z)  # noqa: E731
+                x_star, info = apg(y, grad, f_value=energy, **inner)
+                lip = 1.0 / info.step
+            else:
+                lip = 1.0 + lam_v * frozen.lipschitz
+                x_star, _ = apg(y, grad, lipschitz=lip, **inner)
         reg = method.regularizer(hyper, DIFFERENTIABLE, x_star)  # differentiable in theta
         residual = x_star - y + lam * reg.grad(x_star)
         if self.implicit:

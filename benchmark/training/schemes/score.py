@@ -21,4 +21,5 @@ class ScoreMatching(RegularizerScheme):
         reg = method.regularizer(hyper, DIFFERENTIABLE, y)
         loss = F.mse_loss(y - hyper["lam"] * reg.grad(y), x)
         loss.backward()
-        return mse_metrics(loss, lipschitz=1.0 + values["lam"] * reg.lipschitz)
+        bound = float("nan") if reg.lipschitz is None else 1.0 + values["lam"] * reg.lipschitz
+        return mse_metrics(loss, lipschitz=bound)

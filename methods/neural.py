@@ -1,0 +1,42 @@
+"""Regularizers given as a network's value: R(x) = network(x), its gradient by autograd.
+
+The zoo's networks (ICNN, TDV, LSR, CNN critics, NETT) have no cheap bound on the Lipschitz
+constant of their gradient, so `reg_lipschitz` is None and the shared solver finds its step by
+line search (regbench.solvers.apg). A subclass gives `energy(x)`, one value per image; the
+training schemes of smooth regularizers (bilevel, score, adversarial) then apply to it unchanged:
+with autograd on, `reg_grad` keeps the graph, so the gradient is differentiable in the network's
+parameters (the hypergradient, the gradient penalty) and in x (Hessian-vector products).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from regbench.methods.base import VariationalMethod
+
+
+class NeuralRegularizer(VariationalMethod):
+    trainable = True
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """R(x): one value per image of the batch, shape (B,)."""
+        raise NotImplementedError
+
+    def reg_energy(self, x: torch.Tensor) -> torch.Tensor:
+        return self.energy(x)
+
+    def reg_grad(self, x: torch.Tensor) -> torch.Tensor:
+        differentiable = torch.is_grad_enabled()  # training: keep the graph; solves (no_grad): drop it
+        with torch.enable_grad():
+            point = x if differentiable and x.requires_grad else x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.energy(point).sum(), point, create_graph=differentiable)
+        return grad
+
+    def reg_lipschitz(self) -> Optional[float]:
+        return None
+
+    def differentiable_reconstruct(self, y, physics, x0, x_ref, hyper, options) -> Optional[torch.Tensor]:
+        """No unrolled path without a step bound: the worst-case probe searches at random."""
+        return None
