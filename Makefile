@@ -11,7 +11,7 @@ LOGGER   ?= wandb
 RESULTS  ?=
 STAMP    := $(VENV)/.installed
 
-.PHONY: install benchmark leaderboard test test-slow lint smoke perf train-release clean
+.PHONY: install benchmark leaderboard test test-slow lint smoke perf train-release results clean
 
 install: $(STAMP)
 
@@ -60,6 +60,10 @@ perf: install
 
 train-release: install
 	$(VENV)/bin/regbench train-release $(ARGS)
+
+# every published number: rerun the published experiments (released weights) and rewrite results/
+results: install
+	$(VENV)/bin/regbench release $(ARGS)
 
 clean:
 	rm -rf runs .cache

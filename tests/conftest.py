@@ -11,6 +11,10 @@ if "REGBENCH_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["REGBENCH_DATA"] = str(SHARED_DATA)
 
 
+# the zoo's regularizers (`sweep: false`): experiment=study runs them until their checkpoints are released
+STUDY_ONLY = {"icnn", "idcnn", "cnn", "tdv", "lsr", "nett", "epll", "patchnr", "lpn"}
+
+
 def run_cli(*args: str, cache: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run `regbench run ...` in a subprocess with its own checkpoint cache."""
     full_env = {**os.environ, "REGBENCH_CACHE": str(cache), **(env or {})}

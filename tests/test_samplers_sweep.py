@@ -4,9 +4,9 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import STUDY_ONLY, run_cli
 
-from regbench.core.registry import known
+from regbench.core.registry import known, sweep_members
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,8 @@ def test_diffpir_and_dps_share_one_trained_diffusion_prior(methods_sweep):
 
 def test_every_registered_method_has_rows_in_the_methods_sweep(methods_sweep):
     rows = pd.read_parquet(methods_sweep / "results.parquet")
-    assert set(rows.method) == set(known("method"))
+    assert set(rows.method) == set(sweep_members("method"))
+    assert set(known("method")) - set(sweep_members("method")) <= STUDY_ONLY  # opted out: `sweep: false`
     assert rows.psnr.notna().all() and (rows.status == "ok").all()
 
 

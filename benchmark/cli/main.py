@@ -8,6 +8,7 @@ regbench release-calibrations method=... task=...              release cached ca
 regbench download-data [--root DIR]                            BSDS500 from its canonical URL
 regbench schemes [profile=smoke]                               which training schemes each method accepts
 regbench evaluate module.path:Name [--tasks ...] [--probes ...]  benchmark a model from your own code
+regbench release [--experiments default,...] [--profile cpu]    rerun the published experiments, rewrite results/
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def _evaluate(argv: list[str]) -> int | None:
     return main(argv)
 
 
+def _release(argv: list[str]) -> int | None:
+    from regbench.results.publish import main
+
+    return main(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int | None]] = {
     "run": _run,
     "report": _report,
@@ -73,6 +80,7 @@ COMMANDS: dict[str, Callable[[list[str]], int | None]] = {
     "download-data": _download,
     "schemes": _schemes,
     "evaluate": _evaluate,
+    "release": _release,
 }
 
 

@@ -50,6 +50,14 @@ class Folders:
         )
 
 
+def profile_node(cfg: DictConfig) -> DictConfig:
+    """The profile block with the experiment's test images for this profile over its `data`
+    (an experiment's `sweep_data.<profile>`, e.g. the probes table's 6 images at 160 px in the cpu
+    profile, while its smoke run keeps the smoke profile's toy sizes)."""
+    own = (cfg.get("sweep_data") or {}).get(str(cfg.profile.name))
+    return OmegaConf.merge(cfg.profile, {"data": own}) if own else cfg.profile
+
+
 @dataclass(frozen=True)
 class ProfileSpec:
     """The sizes of one profile (configs/profile/): test and calibration images, solver, search."""
@@ -180,7 +188,7 @@ class Run:
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "Run":
-        profile = ProfileSpec.from_config(cfg.profile)
+        profile = ProfileSpec.from_config(profile_node(cfg))
         conv = cfg.get("convergence") or {}
         return cls(
             method=MethodSpec.from_config(cfg.method, profile.name, cfg.get("training")),

@@ -6,6 +6,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from regbench.core.device import ALLOWED as DEVICES
 from regbench.core.registry import incompatibility, known
+from regbench.core.spec import profile_node
 
 # Settings that vary by profile are one spelling: a block keyed by profile name under what it sizes
 # (the model's widths, the training budget, the reconstruction settings).
@@ -33,7 +34,9 @@ def validate(cfg: DictConfig) -> None:
         threads is None or (isinstance(threads, int) and threads >= 1), "threads", threads, "null or an integer >= 1"
     )
     _require(isinstance(cfg.seed, int) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
-    p = cfg.profile
+    p = profile_node(cfg)
+    unknown = set(cfg.get("sweep_data") or {}) - set(known("profile"))
+    _require(not unknown, "sweep_data", sorted(unknown), f"profile names ({', '.join(known('profile'))})")
     for key in ("n_test", "test_crop", "n_calib", "calib_crop"):
         v = p.data[key]
         _require(v is None or (isinstance(v, int) and v > 0), f"profile.data.{key}", v, "null or an integer > 0")

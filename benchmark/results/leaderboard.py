@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from regbench.results import statistics
+from regbench.results import references, statistics
 
 KEYS = ["task", "probe", "level", "method"]
 # probe columns averaged per level when rows have them (energy_monotone: the fraction of monotone solves)
@@ -108,6 +108,14 @@ def to_markdown(board: pd.DataFrame) -> str:
         )
         if "weights" in part:  # trained by regbench, external (with its hash) or none: apart at a glance
             table.insert(2, "weights", part["weights"].fillna("–").to_numpy())
+        if probe == "nominal":  # the published value of each (method, task) and the gap to it
+            refs = references.with_references(part[["task", "method", "psnr_mean"]])
+            if refs["reference_psnr"].notna().any():
+                at = table.columns.get_loc("95% CI") + 1
+                table.insert(
+                    at, "published", refs["reference_psnr"].map(lambda v: "–" if v != v else f"{v:.2f}").to_numpy()
+                )
+                table.insert(at + 1, "gap", refs["gap_db"].map(lambda v: "–" if v != v else f"{v:+.2f}").to_numpy())
         for column, name in (
             ("sensitivity_std", "sensitivity std"),
             ("amplification", "amplification"),
