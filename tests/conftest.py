@@ -38,6 +38,18 @@ def smoke_sweep(tmp_path_factory):
     return {"out": out, "cache": cache, "proc": proc}
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module of toy-sized tensors: a second thread only adds synchronization
+    (tens of times slower on a busy machine). Used by `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def compose(*overrides: str):
     from regbench.core.registry import compose as registry_compose
 

@@ -29,14 +29,7 @@ def _budget(name: str, **over) -> dict:
     return {**spec["train"], "seed": 0, "scheme": spec["training"], **over}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tensors here are tiny: one thread beats the per-operation synchronisation of several (20x on a busy
-    machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # toy-sized tensors: one thread (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,7 @@ from regbench.training import checkpoints
 P = 16  # patch size of the toy networks
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Toy-sized convolutions: on a loaded machine a second OpenMP thread mostly waits (many times slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # toy-sized tensors: one thread (conftest)
 
 
 def _net(seed: int = 0, **kw) -> lpn.ProximalNetwork:

@@ -14,13 +14,7 @@ from regbench.training.schemes import load_scheme
 TINY = dict(nc=(4, 8, 16, 32), nb=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronization (tens of times slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # toy-sized tensors: one thread (conftest)
 
 
 def lsr(**kwargs) -> LSR:

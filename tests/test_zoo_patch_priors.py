@@ -13,14 +13,7 @@ from regbench.methods.epll import EPLL, GaussianMixture, extract_patches, extrac
 from regbench.methods.patchnr import PatchNR
 from regbench.solvers.options import SolverOptions
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronization (tens of times slower on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # toy-sized tensors: one thread (conftest)
 
 
 class EdgeImages:

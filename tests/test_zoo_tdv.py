@@ -10,14 +10,7 @@ from regbench.methods.tdv import TDV
 from regbench.solvers.apg import apg
 from regbench.training.schemes.bilevel import ImplicitBilevel, hessian_system
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronization (tens of times slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # toy-sized tensors: one thread (conftest)
 
 
 def _model(**kwargs):
