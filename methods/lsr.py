@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from deepinv.models import DRUNet
 
 from regbench.methods.base import Hyper, Regularizer
-from regbench.methods.neural import NeuralRegularizer
+from regbench.methods.neural import NeuralRegularizer, autograd_gradient
 
 MULTIPLE = 8  # 3 stride-2 downsamplings
 
@@ -92,8 +92,4 @@ class LSR(NeuralRegularizer):
         return Regularizer(lambda x: self.energy(x, mu), grad=lambda x: self._grad(x, mu), lipschitz=None)
 
     def _grad(self, x: torch.Tensor, mu) -> torch.Tensor:
-        differentiable = torch.is_grad_enabled()  # training: keep the graph; solves (no_grad): drop it
-        with torch.enable_grad():
-            point = x if differentiable and x.requires_grad else x.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.energy(point, mu).sum(), point, create_graph=differentiable)
-        return grad
+        return autograd_gradient(lambda z: self.energy(z, mu), x)

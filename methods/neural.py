@@ -10,11 +10,20 @@ parameters (the hypergradient, the gradient penalty) and in x (Hessian-vector pr
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
 from regbench.methods.base import VariationalMethod
+
+
+def autograd_gradient(energy: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """grad of sum(energy(x)) in x: with the graph kept when grad mode is on (training), dropped in solves."""
+    differentiable = torch.is_grad_enabled()
+    with torch.enable_grad():
+        point = x if differentiable and x.requires_grad else x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(energy(point).sum(), point, create_graph=differentiable)
+    return grad
 
 
 class NeuralRegularizer(VariationalMethod):
@@ -28,11 +37,7 @@ class NeuralRegularizer(VariationalMethod):
         return self.energy(x)
 
     def reg_grad(self, x: torch.Tensor) -> torch.Tensor:
-        differentiable = torch.is_grad_enabled()  # training: keep the graph; solves (no_grad): drop it
-        with torch.enable_grad():
-            point = x if differentiable and x.requires_grad else x.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.energy(point).sum(), point, create_graph=differentiable)
-        return grad
+        return autograd_gradient(self.energy, x)
 
     def reg_lipschitz(self) -> Optional[float]:
         return None

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from regbench.methods.base import Hyper, Regularizer
-from regbench.methods.neural import NeuralRegularizer
+from regbench.methods.neural import NeuralRegularizer, autograd_gradient
 
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
 
@@ -147,11 +147,7 @@ class TDV(NeuralRegularizer):
 
     def gradient(self, x: torch.Tensor, mu: float | torch.Tensor | None = None) -> torch.Tensor:
         """grad R(x) by autograd; differentiable (in the weights, mu and x) when grad mode is on."""
-        differentiable = torch.is_grad_enabled()
-        with torch.enable_grad():
-            point = x if differentiable and x.requires_grad else x.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.energy(point, mu).sum(), point, create_graph=differentiable)
-        return grad
+        return autograd_gradient(lambda z: self.energy(z, mu), x)
 
     def regularizer(self, hyper, options, like) -> Regularizer:
         """R at hyper["mu"] (a tensor in training: the gradient is then differentiable in it)."""
