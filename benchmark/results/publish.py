@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -113,10 +114,25 @@ def header(stamp: dict) -> str:
     )
 
 
-def write_experiment(rows: pd.DataFrame, folder: Path, sweep_folder: Path, stamp: dict) -> list[str]:
-    """Rebuild results/<experiment>/ from the sweep's rows (staged, then swapped in); its files."""
+def swap_in(folder: Path, write: Callable[[Path], None], stamp: dict) -> list[str]:
+    """Write a released folder beside `folder` (`write(staging)` plus RELEASE.json), then replace `folder`
+    with it: a release that dies leaves the old folder whole. Returns its files."""
     staging = folder.with_name(f".{folder.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    write(staging)
+    atomic_write_text(staging / STAMP, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def write_experiment(rows: pd.DataFrame, folder: Path, sweep_folder: Path, stamp: dict) -> list[str]:
+    """Rebuild results/<experiment>/ from the sweep's rows; its files."""
+    return swap_in(folder, lambda staging: experiment_files(rows, staging, sweep_folder, stamp), stamp)
+
+
+def experiment_files(rows: pd.DataFrame, staging: Path, sweep_folder: Path, stamp: dict) -> None:
     board = merge.write(rows, staging)
     head = header(stamp)
     atomic_write_text(staging / "leaderboard.md", head + (staging / "leaderboard.md").read_text())
@@ -128,10 +144,6 @@ def write_experiment(rows: pd.DataFrame, folder: Path, sweep_folder: Path, stamp
             parts += [f"## {probe}", "", table.to_markdown(index=False), ""]
         atomic_write_text(staging / "probes.md", "\n".join(parts))
     write_report([sweep_folder], staging / "report.html", rows, board)
-    atomic_write_text(staging / STAMP, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
 def readme_table(board: pd.DataFrame, stamp: dict) -> str:
@@ -211,17 +223,14 @@ def write_index(results: Path) -> None:
 
 def write_perf(out: Path, folder: Path, stamp: dict) -> list[str]:
     """results/perf/: perf.md under the release header, with its two tables."""
-    staging = folder.with_name(f".{folder.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for name in ("perf.csv", "perf_training.csv"):
-        if (out / name).is_file():
-            shutil.copy2(out / name, staging / name)
-    atomic_write_text(staging / "perf.md", header(stamp) + (out / "perf.md").read_text())
-    atomic_write_text(staging / STAMP, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
-    return sorted(p.name for p in folder.iterdir())
+
+    def write(staging: Path) -> None:
+        for name in ("perf.csv", "perf_training.csv"):
+            if (out / name).is_file():
+                shutil.copy2(out / name, staging / name)
+        atomic_write_text(staging / "perf.md", header(stamp) + (out / "perf.md").read_text())
+
+    return swap_in(folder, write, stamp)
 
 
 def release(
