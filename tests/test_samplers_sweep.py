@@ -1,4 +1,4 @@
-"""Every registered method through the smoke default sweep (= experiment=methods); samplers once per seed."""
+"""Every registered method through the smoke default sweep (experiment=default); samplers once per seed."""
 
 import json
 
@@ -11,7 +11,7 @@ from regbench.core.registry import known, sweep_members
 
 @pytest.fixture(scope="module")
 def methods_sweep(smoke_sweep):
-    """experiment=methods is experiment=default under its own name: the session's smoke sweep serves."""
+    """experiment=default covers every registered method: the smoke sweep run once for all tests serves."""
     return smoke_sweep["out"]
 
 
