@@ -17,7 +17,10 @@ def test_release_rewrites_the_results_folder_from_its_runs(smoke_sweep, tmp_path
     runs, results = tmp_path / "runs", tmp_path / "results"
     shutil.copytree(smoke_sweep["out"], runs / "default" / "smoke")  # finished: the sweep skips every combination
     (results / "weights").mkdir(parents=True)
-    (results / "weights" / "MANIFEST.json").write_text("{}")
+    history = {"history": {"psnr": [25.0, 26.0, 27.0, 27.5]}}
+    manifest = {"k1": {"method": "crr", "training": "bilevel_ift", "file": "crr-k1.pt", "train_minutes": 2.0,
+                       "device": "cpu:x86_64x2", "log": history}}  # fmt: skip
+    (results / "weights" / "MANIFEST.json").write_text(json.dumps(manifest))
     (results / "references.yaml").write_text("[]\n")
     (results / "leaderboard-old.md").write_text("| hand-kept |\n")
     (results / "probes").mkdir()
@@ -26,18 +29,19 @@ def test_release_rewrites_the_results_folder_from_its_runs(smoke_sweep, tmp_path
     readme.write_text("intro\n<!-- release:default -->\nhand-written 99.99 dB\n<!-- /release:default -->\nrest\n")
     env = {**os.environ, "REGBENCH_CACHE": str(smoke_sweep["cache"])}
     proc = subprocess.run(
-        [sys.executable, "-m", "regbench", "release", "--experiments", "default", "--profile", "smoke",
+        [sys.executable, "-m", "regbench", "release", "--experiments", "default,training_curves", "--profile", "smoke",
          "--runs", str(runs), "--results", str(results), "--readme", str(readme)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(p.name for p in results.iterdir()) == ["README.md", "default", "references.yaml", "weights"]
+    released = ["README.md", "default", "references.yaml", "training_curves", "weights"]
+    assert sorted(p.name for p in results.iterdir()) == released
     assert "removed stale results/leaderboard-old.md" in proc.stdout and "results/probes" in proc.stdout
     stamp = json.loads((results / "default" / "RELEASE.json").read_text())
     rows = pd.read_parquet(results / "default" / "results.parquet")
     assert stamp["rows"] == len(rows) == len(pd.read_parquet(smoke_sweep["out"] / "results.parquet"))
     assert stamp["profile"] == "smoke" and stamp["commit"] and stamp["machine"]["threads"] >= 1
-    assert stamp["command"].startswith("regbench release --experiments default --profile smoke")
+    assert stamp["command"].startswith("regbench release --experiments default,training_curves --profile smoke")
     assert stamp["sweeps"][0].startswith("regbench run -m experiment=default profile=smoke")
     md = (results / "default" / "leaderboard.md").read_text()
     assert md.startswith("# default: released results (smoke profile)") and f"`{stamp['commit']}`" in md
@@ -49,7 +53,12 @@ def test_release_rewrites_the_results_folder_from_its_runs(smoke_sweep, tmp_path
     assert text.startswith("intro\n<!-- release:default -->\nReleased by `regbench release") and text.endswith("rest\n")
     assert "99.99" not in text and "**denoise_bsd68**" in text and f"at `{stamp['commit']}`" in text
     index = (results / "README.md").read_text()
-    assert f"| [default](default/leaderboard.md) | smoke | `{stamp['commit']}` |" in index
+    assert f"| [default](default/) | smoke | `{stamp['commit']}` |" in index
+    curves = (results / "training_curves" / "training-curves.md").read_text()
+    assert "no sweep: read from results/weights/MANIFEST.json" in curves and "cpu:x86_64x2 (1 rows)" in curves
+    assert "| crr (bilevel_ift) | training-batch PSNR (dB) |" in curves
+    assert "| [training_curves](training_curves/)" in index
+    assert (results / "training_curves" / "training-curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_an_unknown_experiment_is_refused_before_anything_runs(tmp_path):

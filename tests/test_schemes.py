@@ -1,6 +1,7 @@
 """Training schemes are parts of their own: any compatible method trains under any of them, an
 incompatible pair fails before a sweep starts, and the scheme is part of the checkpoint key."""
 
+import re
 import subprocess
 import sys
 
@@ -18,6 +19,7 @@ from regbench.datasets.patches import PatchSampler
 from regbench.evaluation.runner import combination_key
 from regbench.methods.ridge import WCRR
 from regbench.results.leaderboard import aggregate, to_markdown, training_table
+from regbench.results.publish import readme_table
 from regbench.solvers.apg import apg
 from regbench.solvers.options import SolverOptions
 from regbench.training import checkpoints
@@ -146,6 +148,11 @@ def test_the_method_x_training_table_crosses_architectures_with_schemes():
     markdown = to_markdown(board)
     assert "## Method x training" in markdown
     assert "| denoise_bsd68 | wcrr     | 28.50         | 27.50   |" in markdown
+    stamp = {"command": "regbench release", "commit": "abc1234", "date": "2026-01-01", "profile": "smoke",
+             "experiment": "training_schemes", "machine": {"cpu": "x86_64", "threads": 2, "gpu": None}}  # fmt: skip
+    readme = readme_table(board, stamp).split("**Method x training** (PSNR, dB)")[1]  # the README's copy: nominal
+    assert re.search(r"\| denoise_bsd68 \| wcrr +\| 28\.50 +\| 27\.50 +\|", readme)
+    assert re.search(r"\| denoise_bsd68 \| crr +\| 27\.50 +\| – +\|", readme)  # its score rows: another probe
     assert training_table(aggregate(rows[rows.training != "score"])).empty  # one scheme each: nothing to cross
     own_schemes = rows[rows.method.isin(["wcrr", "tv"])].assign(  # two methods, each under its own scheme
         method=["wcrr", "wcrr", "pnp", "pnp"], training=["bilevel_ift"] * 2 + ["denoiser_mse"] * 2

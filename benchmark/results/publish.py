@@ -34,7 +34,7 @@ import torch
 
 from regbench.core.plugins import REPO_ROOT
 from regbench.core.provenance import git_rev
-from regbench.results import leaderboard, merge, references
+from regbench.results import leaderboard, merge, references, training_curves
 from regbench.results.report import write_report
 from regbench.results.store import atomic_write_text
 
@@ -47,6 +47,7 @@ EXPERIMENTS: dict[str, list[list[str]]] = {
     "training_schemes": [[]],
 }
 PERF = "perf"  # not a sweep: `regbench perf`, the speed of solves and training (perf.md)
+CURVES = "training_curves"  # not a sweep: the released checkpoints' training curves, from their manifest
 KEEP = {"weights", "references.yaml", "README.md"}  # results/ entries that no release writes
 STAMP = "RELEASE.json"
 
@@ -106,8 +107,13 @@ def header(stamp: dict) -> str:
             f"- machine: {m['cpu']}, {m['threads']} threads (torch {m['torch_threads']})"
             + (f"; GPU: {m['gpu']}" if m["gpu"] else "; no GPU"),
             f"- rows by device: {devices}",
-            f"- command: `{stamp['command']}`; sweeps: " + "; ".join(f"`{c}`" for c in stamp["sweeps"]),
-            f"- wall time of the sweeps: {stamp['wall_seconds'] / 60:.1f} min",
+            f"- command: `{stamp['command']}`; "
+            + (
+                "sweeps: " + "; ".join(f"`{c}`" for c in stamp["sweeps"])
+                if stamp["sweeps"]
+                else "no sweep: read from results/weights/MANIFEST.json"
+            ),
+            *([f"- wall time of the sweeps: {stamp['wall_seconds'] / 60:.1f} min"] if stamp["sweeps"] else []),
             "",
             "",
         ]
@@ -147,7 +153,8 @@ def experiment_files(rows: pd.DataFrame, staging: Path, sweep_folder: Path, stam
 
 
 def readme_table(board: pd.DataFrame, stamp: dict) -> str:
-    """The nominal leaderboard of each task, compact, for the README (between its release markers)."""
+    """The nominal leaderboard of each task, compact, for the README (between its release markers), and the
+    method x training table where an architecture ran under several schemes."""
     nominal = board[(board.probe == "nominal") & (board.level == 0)]
     lines = [
         f"Released by `{stamp['command']}` at `{stamp['commit']}` ({stamp['date']}, {stamp['profile']} profile, "
@@ -174,6 +181,10 @@ def readme_table(board: pd.DataFrame, stamp: dict) -> str:
             }
         )
         lines += [f"**{task}**", "", table.to_markdown(index=False, disable_numparse=True), ""]
+    crossed = leaderboard.training_table(nominal)
+    if not crossed.empty:
+        cells = crossed.map(lambda v: ("–" if v != v else f"{v:.2f}") if isinstance(v, float) else v)
+        lines += ["**Method x training** (PSNR, dB)", "", cells.to_markdown(index=False, disable_numparse=True), ""]
     return "\n".join(lines)
 
 
@@ -215,7 +226,7 @@ def write_index(results: Path) -> None:
     for stamp_file in sorted(results.glob(f"*/{STAMP}")):
         s = json.loads(stamp_file.read_text())
         lines.append(
-            f"| [{s['experiment']}]({s['experiment']}/leaderboard.md) | {s['profile']} | `{s['commit']}` | "
+            f"| [{s['experiment']}]({s['experiment']}/) | {s['profile']} | `{s['commit']}` | "
             f"{s['date']} | {s['rows']} | {s['wall_seconds'] / 60:.1f} min |"
         )
     atomic_write_text(results / "README.md", "\n".join(lines) + "\n")
@@ -233,18 +244,45 @@ def write_perf(out: Path, folder: Path, stamp: dict) -> list[str]:
     return swap_in(folder, write, stamp)
 
 
+def write_curves(weights: Path, folder: Path, stamp: dict) -> list[str]:
+    """results/training_curves/: each released checkpoint's training curve (table and plot)."""
+    manifest = json.loads((weights / "MANIFEST.json").read_text())
+
+    def write(staging: Path) -> None:
+        body = training_curves.table(manifest).to_markdown(index=False)
+        about = (
+            "Each released checkpoint's training quantity (moving average over a tenth of its history) at a quarter,"
+            " half, three quarters and all of its training minutes, from results/weights/MANIFEST.json: the PSNR of"
+            " training batches, the critic's gap (adversarial schemes) or the patches' NLL (patch priors);"
+            " none is measured on test images. The plot: training-curves.png.\n"
+        )
+        atomic_write_text(staging / "training-curves.md", f"{header(stamp)}{about}\n{body}\n")
+        training_curves.plot(manifest, staging / "training-curves.png")
+
+    return swap_in(folder, write, stamp)
+
+
+def manifest_rows(weights: Path) -> pd.DataFrame:
+    """One row per released checkpoint, with the device it was trained on (the stamp's rows)."""
+    manifest = json.loads((weights / "MANIFEST.json").read_text())
+    return pd.DataFrame([{"device": e.get("device", "unknown")} for e in manifest.values()], columns=["device"])
+
+
 def release(
     experiments: list[str], profile: str, device: str, runs: Path, results: Path, command: str, readme: Path | None
 ) -> dict:
-    unknown = [e for e in experiments if e not in EXPERIMENTS and e != PERF]
+    unknown = [e for e in experiments if e not in [*EXPERIMENTS, PERF, CURVES]]
     if unknown:
-        raise ValueError(f"unknown experiment(s) {unknown}; published: {', '.join([*EXPERIMENTS, PERF])}")
+        raise ValueError(f"unknown experiment(s) {unknown}; published: {', '.join([*EXPERIMENTS, PERF, CURVES])}")
     results.mkdir(parents=True, exist_ok=True)
     summary = {}
     for experiment in experiments:
         out = runs / experiment / profile
-        sweeps, seconds = run_sweeps(experiment, profile, out, device)
-        rows = pd.read_csv(out / "perf.csv") if experiment == PERF else merge.load(out)
+        if experiment == CURVES:
+            sweeps, seconds, rows = [], 0.0, manifest_rows(results / "weights")
+        else:
+            sweeps, seconds = run_sweeps(experiment, profile, out, device)
+            rows = pd.read_csv(out / "perf.csv") if experiment == PERF else merge.load(out)
         stamp = {
             "experiment": experiment,
             "profile": profile,
@@ -259,6 +297,8 @@ def release(
         }
         if experiment == PERF:
             files = write_perf(out, results / experiment, stamp)
+        elif experiment == CURVES:
+            files = write_curves(results / "weights", results / experiment, stamp)
         else:
             files = write_experiment(rows, results / experiment, out, stamp)
             if readme is not None and update_readme(
@@ -274,7 +314,7 @@ def release(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="regbench release", description=__doc__.split("\n\n")[0])
-    everything = ",".join([*EXPERIMENTS, PERF])
+    everything = ",".join([*EXPERIMENTS, PERF, CURVES])
     parser.add_argument("--experiments", default=everything, help=f"comma-separated; default: {everything}")
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda: where the sweeps run")
