@@ -30,7 +30,7 @@ def run_cli(*args: str, cache: Path, env: dict | None = None, timeout: int = 600
 
 @pytest.fixture(scope="session")
 def smoke_sweep(tmp_path_factory):
-    """The default sweep at smoke size, run once for the whole session."""
+    """The default sweep at smoke size, run once per pytest run."""
     root = tmp_path_factory.mktemp("smoke")
     out, cache = root / "out", root / "cache"
     proc = run_cli("-m", "experiment=default", "profile=smoke", f"out={out}", "progress=false", cache=cache)
