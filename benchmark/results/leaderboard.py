@@ -134,9 +134,7 @@ def to_markdown(board: pd.DataFrame) -> str:
             "PSNR (dB) on the nominal task: one line per architecture, one column per training scheme "
             "(–: the pair was not run).",
             "",
-            crossed.map(lambda v: ("–" if v != v else f"{v:.2f}") if isinstance(v, float) else v).to_markdown(
-                index=False, disable_numparse=True
-            ),
+            training_markdown(crossed),
             "",
         ]
     summary = probe_summary(board)
@@ -258,6 +256,12 @@ def probe_table(board: pd.DataFrame, probe: str) -> pd.DataFrame:
     table = pd.concat(wide, axis=1).reset_index()
     first = f"psnr@{min(part['level'].unique(), key=abs)}"  # sort by the level closest to nominal
     return table.sort_values(["task", first], ascending=[True, False], ignore_index=True)
+
+
+def training_markdown(crossed: pd.DataFrame) -> str:
+    """training_table as markdown: PSNR to two decimals, – where the pair was not run."""
+    cells = crossed.map(lambda v: ("–" if v != v else f"{v:.2f}") if isinstance(v, float) else v)
+    return cells.to_markdown(index=False, disable_numparse=True)
 
 
 def training_table(board: pd.DataFrame) -> pd.DataFrame:

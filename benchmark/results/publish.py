@@ -48,6 +48,7 @@ EXPERIMENTS: dict[str, list[list[str]]] = {
 }
 PERF = "perf"  # not a sweep: `regbench perf`, the speed of solves and training (perf.md)
 CURVES = "training_curves"  # not a sweep: the released checkpoints' training curves, from their manifest
+PUBLISHED = [*EXPERIMENTS, PERF, CURVES]
 KEEP = {"weights", "references.yaml", "README.md"}  # results/ entries that no release writes
 STAMP = "RELEASE.json"
 
@@ -183,8 +184,7 @@ def readme_table(board: pd.DataFrame, stamp: dict) -> str:
         lines += [f"**{task}**", "", table.to_markdown(index=False, disable_numparse=True), ""]
     crossed = leaderboard.training_table(nominal)
     if not crossed.empty:
-        cells = crossed.map(lambda v: ("–" if v != v else f"{v:.2f}") if isinstance(v, float) else v)
-        lines += ["**Method x training** (PSNR, dB)", "", cells.to_markdown(index=False, disable_numparse=True), ""]
+        lines += ["**Method x training** (PSNR, dB)", "", leaderboard.training_markdown(crossed), ""]
     return "\n".join(lines)
 
 
@@ -244,9 +244,8 @@ def write_perf(out: Path, folder: Path, stamp: dict) -> list[str]:
     return swap_in(folder, write, stamp)
 
 
-def write_curves(weights: Path, folder: Path, stamp: dict) -> list[str]:
+def write_curves(manifest: dict, folder: Path, stamp: dict) -> list[str]:
     """results/training_curves/: each released checkpoint's training curve (table and plot)."""
-    manifest = json.loads((weights / "MANIFEST.json").read_text())
 
     def write(staging: Path) -> None:
         body = training_curves.table(manifest).to_markdown(index=False)
@@ -262,24 +261,24 @@ def write_curves(weights: Path, folder: Path, stamp: dict) -> list[str]:
     return swap_in(folder, write, stamp)
 
 
-def manifest_rows(weights: Path) -> pd.DataFrame:
+def manifest_rows(manifest: dict) -> pd.DataFrame:
     """One row per released checkpoint, with the device it was trained on (the stamp's rows)."""
-    manifest = json.loads((weights / "MANIFEST.json").read_text())
     return pd.DataFrame([{"device": e.get("device", "unknown")} for e in manifest.values()], columns=["device"])
 
 
 def release(
     experiments: list[str], profile: str, device: str, runs: Path, results: Path, command: str, readme: Path | None
 ) -> dict:
-    unknown = [e for e in experiments if e not in [*EXPERIMENTS, PERF, CURVES]]
+    unknown = [e for e in experiments if e not in PUBLISHED]
     if unknown:
-        raise ValueError(f"unknown experiment(s) {unknown}; published: {', '.join([*EXPERIMENTS, PERF, CURVES])}")
+        raise ValueError(f"unknown experiment(s) {unknown}; published: {', '.join(PUBLISHED)}")
     results.mkdir(parents=True, exist_ok=True)
     summary = {}
     for experiment in experiments:
         out = runs / experiment / profile
         if experiment == CURVES:
-            sweeps, seconds, rows = [], 0.0, manifest_rows(results / "weights")
+            manifest = json.loads((results / "weights" / "MANIFEST.json").read_text())
+            sweeps, seconds, rows = [], 0.0, manifest_rows(manifest)
         else:
             sweeps, seconds = run_sweeps(experiment, profile, out, device)
             rows = pd.read_csv(out / "perf.csv") if experiment == PERF else merge.load(out)
@@ -298,7 +297,7 @@ def release(
         if experiment == PERF:
             files = write_perf(out, results / experiment, stamp)
         elif experiment == CURVES:
-            files = write_curves(results / "weights", results / experiment, stamp)
+            files = write_curves(manifest, results / experiment, stamp)
         else:
             files = write_experiment(rows, results / experiment, out, stamp)
             if readme is not None and update_readme(
@@ -314,7 +313,7 @@ def release(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="regbench release", description=__doc__.split("\n\n")[0])
-    everything = ",".join([*EXPERIMENTS, PERF, CURVES])
+    everything = ",".join(PUBLISHED)
     parser.add_argument("--experiments", default=everything, help=f"comma-separated; default: {everything}")
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda: where the sweeps run")

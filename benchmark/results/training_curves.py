@@ -28,18 +28,18 @@ from regbench.training.loop import psnr_of_mse
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 
-QUANTITIES = {  # history key -> (label, higher is better), first match wins
-    "psnr": ("training-batch PSNR (dB)", True),
-    "gap": ("critic gap, noisy - clean", True),
-    "nll": ("patch NLL (nats)", False),
-    "loss": ("training-batch PSNR (dB)", True),  # bilevel training logs only the batch MSE
+QUANTITIES = {  # history key -> label, first match wins
+    "psnr": "training-batch PSNR (dB)",
+    "gap": "critic gap, noisy - clean",
+    "nll": "patch NLL (nats)",
+    "loss": "training-batch PSNR (dB)",  # bilevel training logs only the batch MSE
 }
 
 
 def quantity(entry: dict) -> tuple[str, pd.Series]:
     """The label and values of the quantity one manifest entry's training history tracks."""
     history = entry.get("log", {}).get("history", {})
-    for key, (label, _) in QUANTITIES.items():
+    for key, label in QUANTITIES.items():
         if key in history:
             values = [psnr_of_mse(v) for v in history[key]] if key == "loss" else history[key]
             return label, pd.Series(values, dtype=float)
