@@ -59,5 +59,6 @@ def test_shipped_calibration_matches_its_current_config(name):
     run, key = calibration_of(record["overrides"])
     assert f"{run.method.name}-{key}" == name, f"{name} is stale: recalibrate and run regbench release-calibrations"
     assert record["task"] == run.task.name
-    assert set(record["hp"]) == set(build(run.method.model).calibration_space())
+    method = build(run.method.model)  # the record holds every hyperparameter the solve uses: the calibrated
+    assert set(method.calibration_space()) <= set(record["hp"]) <= set(method.hp)  # ones and the learned ones
     assert record["psnr"] > 20

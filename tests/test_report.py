@@ -140,6 +140,30 @@ def test_report_is_self_contained(smoke_report):
     assert len(images) == 2 * (2 + len(METHODS)) + 2
 
 
+def test_report_can_show_central_crops_of_the_reconstructions(smoke_sweep):
+    """A released report inlines the central crop of each example (its whole PNGs would be megabytes in git)."""
+    import base64
+    import io
+
+    from regbench.results.merge import merge
+    from regbench.results.report import render
+
+    folders = [smoke_sweep["out"]]
+    rows = merge(folders)
+
+    def example_sizes(html):
+        sizes = []
+        for tag in re.findall(r"<img (?!class=plot)[^>]*>", html):
+            blob = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]*)"', tag).group(1))
+            sizes.append(Image.open(io.BytesIO(blob)).size)
+        return sizes
+
+    whole, cropped = render(folders, rows), render(folders, rows, example_crop=24)
+    assert set(example_sizes(whole)) == {(64, 64)} and len(example_sizes(whole)) == 2 * (2 + len(METHODS))
+    assert set(example_sizes(cropped)) == {(24, 24)} and len(example_sizes(cropped)) == len(example_sizes(whole))
+    assert "its central 24x24 crop" in cropped and "the whole image" in whole
+
+
 def test_report_renders_in_headless_chromium(smoke_report, smoke_sweep, tmp_path):
     shot = tmp_path / "report.png"
     chromium("--window-size=1400,2000", f"--screenshot={shot}", smoke_report.as_uri(), tmp_path=tmp_path)

@@ -35,13 +35,26 @@ def fit_hyperparameters(run: Run, method, task, device, weights_key: str) -> tup
     if cap:  # rank last: a cap keeps the search cheap (the optimum converges below it)
         options = options.replace(max_iter=min(int(cap), options.max_iter))
 
+    evaluations = 0
+
     def mean_psnr(hp: dict) -> float:
+        nonlocal evaluations
+        started = time.perf_counter()
         recon = Reconstruction(method, hp, options)
         scores = []
         for s in samples:
             x_hat, _ = recon(s)
             scores.append(image_metrics(x_hat, s.x, s.max_pixel)["psnr"])
         value = sum(scores) / len(scores)
+        evaluations += 1  # the progress of a search whose length depends on where its optimum lies
+        log.info(
+            "%s: calibration evaluation %d: %s -> %.2f dB (%.1fs)",
+            name,
+            evaluations,
+            {k: round(v, 5) for k, v in hp.items()},
+            value,
+            time.perf_counter() - started,
+        )
         return value if value == value else float("-inf")  # NaN (diverged) ranks last
 
     t0 = time.perf_counter()

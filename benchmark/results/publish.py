@@ -49,6 +49,9 @@ EXPERIMENTS: dict[str, list[list[str]]] = {
 PERF = "perf"  # not a sweep: `regbench perf`, the speed of solves and training (perf.md)
 CURVES = "training_curves"  # not a sweep: the released checkpoints' training curves, from their manifest
 PUBLISHED = [*EXPERIMENTS, PERF, CURVES]
+# a released report shows the central crop of each example reconstruction: its full-size PNGs (about 130 KB
+# each) would make it megabytes in git; the run folder's own report keeps them whole
+EXAMPLE_CROP = 128
 KEEP = {"weights", "references.yaml", "README.md"}  # results/ entries that no release writes
 STAMP = "RELEASE.json"
 
@@ -150,7 +153,7 @@ def experiment_files(rows: pd.DataFrame, staging: Path, sweep_folder: Path, stam
             table = leaderboard.probe_table(board, probe)
             parts += [f"## {probe}", "", table.to_markdown(index=False), ""]
         atomic_write_text(staging / "probes.md", "\n".join(parts))
-    write_report([sweep_folder], staging / "report.html", rows, board)
+    write_report([sweep_folder], staging / "report.html", rows, board, example_crop=EXAMPLE_CROP)
 
 
 def readme_table(board: pd.DataFrame, stamp: dict) -> str:

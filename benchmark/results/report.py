@@ -100,34 +100,52 @@ def collect_examples(folders: list[Path], rows: pd.DataFrame) -> dict:
     return grids
 
 
-def figure(folder: Path, file: str, caption: str) -> str:
+def central_crop_png(path: Path, crop: int) -> bytes:
+    """The central crop x crop pixels of a PNG, re-encoded losslessly (PNG)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(path) as im:
+        w, h = im.size
+        left, top = max(0, (w - crop) // 2), max(0, (h - crop) // 2)
+        buffer = io.BytesIO()
+        im.crop((left, top, min(w, left + crop), min(h, top + crop))).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def figure(folder: Path, file: str, caption: str, crop: int | None = None) -> str:
+    """One image of a grid, inlined; `crop`: only its central crop x crop pixels (a released report's size)."""
     path = Path(folder) / file
     if not path.is_file():
         return f"<figure><figcaption>{caption}<br>(image missing)</figcaption></figure>"
     from PIL import Image
 
     with Image.open(path) as im:
-        small = max(im.size) < 200
+        side = max(im.size) if crop is None else min(max(im.size), crop)
+    png = path.read_bytes() if crop is None else central_crop_png(path, crop)
     return (
-        f'<figure><img{" class=px" if small else ""} alt="{esc(file)}" src="{data_uri(path.read_bytes())}">'
+        f'<figure><img{" class=px" if side < 200 else ""} alt="{esc(file)}" src="{data_uri(png)}">'
         f"<figcaption>{caption}</figcaption></figure>"
     )
 
 
-def grid_html(images: dict, order: list[str]) -> str:
+def grid_html(images: dict, order: list[str], crop: int | None = None) -> str:
     parts = []
     for image_id, cell in images.items():
         methods = [m for m in order if m in cell["methods"]] + sorted(set(cell["methods"]) - set(order))
         best = max((cell["methods"][m][2] for m in methods), default=float("nan"))
         figs = [
-            figure(cell["truth"][0], cell["truth"][1], f"ground truth<br>{esc(image_id)}"),
-            figure(cell["init"][0], cell["init"][1], f"initializer<br>{fmt(cell['init'][2])} dB"),
+            figure(cell["truth"][0], cell["truth"][1], f"ground truth<br>{esc(image_id)}", crop),
+            figure(cell["init"][0], cell["init"][1], f"initializer<br>{fmt(cell['init'][2])} dB", crop),
         ]
         for m in methods:
             folder, file, psnr, ssim = cell["methods"][m]
             mark = "<b>" if psnr == best else ""
             figs.append(
-                figure(folder, file, f"{esc(m)}<br>{mark}{fmt(psnr)} dB{'</b>' if mark else ''}, SSIM {fmt(ssim, 3)}")
+                figure(
+                    folder, file, f"{esc(m)}<br>{mark}{fmt(psnr)} dB{'</b>' if mark else ''}, SSIM {fmt(ssim, 3)}", crop
+                )
             )
         small, big = f"repeat({len(figs)},minmax(90px,220px))", f"repeat({len(figs)},minmax(0,1fr))"
         parts.append(
@@ -251,9 +269,14 @@ def nominal_first(probe: str) -> tuple:
 
 # -- the page ------------------------------------------------------------------
 def render(
-    folders: list[Path], rows: pd.DataFrame, plots: dict[str, bytes] | None = None, board: pd.DataFrame | None = None
+    folders: list[Path],
+    rows: pd.DataFrame,
+    plots: dict[str, bytes] | None = None,
+    board: pd.DataFrame | None = None,
+    example_crop: int | None = None,
 ) -> str:
-    """The page; `plots`, `board`: plot_pngs' and leaderboard.aggregate's output when the caller has them."""
+    """The page; `plots`, `board`: plot_pngs' and leaderboard.aggregate's output when the caller has them;
+    `example_crop`: reconstructions shown as their central crop of that size (PSNR/SSIM stay whole-image)."""
     folders = [Path(f) for f in folders]
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     board = leaderboard.aggregate(rows) if board is None else board
@@ -302,12 +325,14 @@ def render(
             )
         shown = sorted((k for k in grids if k[0] == task), key=lambda k: (nominal_first(k[1]), k[2]))
         if shown:
+            region = "the whole image" if example_crop is None else f"its central {example_crop}x{example_crop} crop"
             body.append(
-                "<h3>Reconstructions</h3><p class=muted>ground truth, initializer, then each method "
-                "(best first); PSNR/SSIM of that image in the captions</p>"
+                f"<h3>Reconstructions</h3><p class=muted>ground truth, initializer, then each method "
+                f"(best first), each as {region}; PSNR/SSIM of the whole image in the captions</p>"
             )
         for key in shown:
-            body.append(f"<h4>probe {esc(key[1])}, level {esc(key[2])}</h4>{grid_html(grids[key], order)}")
+            grid = grid_html(grids[key], order, example_crop)
+            body.append(f"<h4>probe {esc(key[1])}, level {esc(key[2])}</h4>{grid}")
     if not tasks or not any(k[0] in tasks for k in grids):
         body.append(
             "<p class=muted>No example reconstructions kept (examples=0, or results from before they existed).</p>"
@@ -322,15 +347,20 @@ def render(
 
 
 def write_report(
-    folders: list[str | Path], out_html: str | Path, rows: pd.DataFrame | None = None, board: pd.DataFrame | None = None
+    folders: list[str | Path],
+    out_html: str | Path,
+    rows: pd.DataFrame | None = None,
+    board: pd.DataFrame | None = None,
+    example_crop: int | None = None,
 ) -> Path:
-    """report.html of the folders' rows (or `rows`, with their `board` when the caller aggregated them)."""
+    """report.html of the folders' rows (or `rows`, with their `board` when the caller aggregated them);
+    `example_crop`: see render."""
     folders = [Path(f) for f in folders]
     rows = merge.merge(folders) if rows is None else rows
     out_html = Path(out_html)
     board = leaderboard.aggregate(rows) if board is None else board
     plots = plot_pngs(board, folders)  # rendered once: inline in the page and as PNG files
-    atomic_write_text(out_html, render(folders, rows, plots, board))
+    atomic_write_text(out_html, render(folders, rows, plots, board, example_crop))
     if not rows.empty:
         write_plots(board, out_html.parent, plots=plots)
     return out_html
