@@ -100,32 +100,27 @@ def collect_examples(folders: list[Path], rows: pd.DataFrame) -> dict:
     return grids
 
 
-def central_crop_png(path: Path, crop: int) -> bytes:
-    """The central crop x crop pixels of a PNG, re-encoded losslessly (PNG)."""
+def figure(folder: Path, file: str, caption: str, crop: int | None = None) -> str:
+    """One image of a grid, inlined; `crop`: only its central crop x crop pixels, re-encoded losslessly (a
+    released report's size)."""
+    path = Path(folder) / file
+    if not path.is_file():
+        return f"<figure><figcaption>{caption}<br>(image missing)</figcaption></figure>"
     import io
 
     from PIL import Image
 
-    with Image.open(path) as im:
+    png = path.read_bytes()
+    with Image.open(io.BytesIO(png)) as im:
         w, h = im.size
-        left, top = max(0, (w - crop) // 2), max(0, (h - crop) // 2)
-        buffer = io.BytesIO()
-        im.crop((left, top, min(w, left + crop), min(h, top + crop))).save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
-
-
-def figure(folder: Path, file: str, caption: str, crop: int | None = None) -> str:
-    """One image of a grid, inlined; `crop`: only its central crop x crop pixels (a released report's size)."""
-    path = Path(folder) / file
-    if not path.is_file():
-        return f"<figure><figcaption>{caption}<br>(image missing)</figcaption></figure>"
-    from PIL import Image
-
-    with Image.open(path) as im:
-        side = max(im.size) if crop is None else min(max(im.size), crop)
-    png = path.read_bytes() if crop is None else central_crop_png(path, crop)
+        if crop is not None and max(w, h) > crop:
+            left, top = max(0, (w - crop) // 2), max(0, (h - crop) // 2)
+            shown = im.crop((left, top, min(w, left + crop), min(h, top + crop)))
+            buffer = io.BytesIO()
+            shown.save(buffer, format="PNG", optimize=True)
+            png, (w, h) = buffer.getvalue(), shown.size
     return (
-        f'<figure><img{" class=px" if side < 200 else ""} alt="{esc(file)}" src="{data_uri(png)}">'
+        f'<figure><img{" class=px" if max(w, h) < 200 else ""} alt="{esc(file)}" src="{data_uri(png)}">'
         f"<figcaption>{caption}</figcaption></figure>"
     )
 
