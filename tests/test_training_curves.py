@@ -58,6 +58,15 @@ def test_adversarial_schemes_show_the_critic_gap_and_patch_priors_their_nll():
     assert t.loc["epll (method_fit)", "@100%"] == pytest.approx(-61.0)
 
 
+def test_a_methods_own_fit_loss_is_shown_as_it_is_not_as_a_psnr():
+    # NETT's fit loss (squared plus l1 error summed over pixels) is no MSE: a PSNR of it would read about -9 dB
+    entry = {"method": "nett", "training": "method_fit", "train_minutes": 4.0}
+    entry["log"] = {"history": {"loss": [12.0, 10.0, 9.0, 8.0], "noisy": [0.5] * 4}}
+    c = training_curves.curve(entry)
+    assert c.quantity.iloc[0] == "the method's own fitting loss"
+    assert c.value.tolist() == [12.0, 10.0, 9.0, 8.0]
+
+
 def test_minutes_scale_with_the_history_and_a_history_without_psnr_is_an_error():
     c = training_curves.curve(_manifest()["b"])
     assert c.minutes.iloc[-1] == pytest.approx(10.0) and c.minutes.iloc[0] == pytest.approx(0.25)

@@ -10,7 +10,8 @@ history), at 25/50/75/100% of its training minutes, and writes the curves as a P
 quantity. The quantity is what the scheme optimizes: the PSNR of training batches for the denoising
 losses (ridge methods and DEAL: sigma=25; denoisers: their mix of noise levels, the same mix at every
 step), the critic's gap between noisy and clean patches for the adversarial schemes, the patches'
-negative log-likelihood for the patch priors. None is on test images: a curve says where a budget
+negative log-likelihood for the patch priors, the method's own loss for a method fitted its own way
+that logs nothing else (NETT). None is on test images: a curve says where a budget
 stops paying, not what BSD68 scores.
 """
 
@@ -34,6 +35,8 @@ QUANTITIES = {  # history key -> label, first match wins
     "nll": "patch NLL (nats)",
     "loss": "training-batch PSNR (dB)",  # bilevel training logs only the batch MSE
 }
+OWN_FIT = "method_fit"  # a method's own training: its "loss" is whatever that training minimizes
+OWN_FIT_LABEL = "the method's own fitting loss"
 
 
 def quantity(entry: dict) -> tuple[str, pd.Series]:
@@ -41,6 +44,8 @@ def quantity(entry: dict) -> tuple[str, pd.Series]:
     history = entry.get("log", {}).get("history", {})
     for key, label in QUANTITIES.items():
         if key in history:
+            if key == "loss" and entry.get("training") == OWN_FIT:  # the method's own loss (NETT's), not an MSE
+                return OWN_FIT_LABEL, pd.Series(history[key], dtype=float)
             values = [psnr_of_mse(v) for v in history[key]] if key == "loss" else history[key]
             return label, pd.Series(values, dtype=float)
     raise ValueError(f"{entry.get('file', '?')}: its training history has none of {', '.join(QUANTITIES)}")
