@@ -70,3 +70,39 @@ def test_warm_start_from_a_method_with_nothing_trained_is_an_error():
     cfg = compose("method=diffpir", "profile=smoke", "method.train.init=tv")
     with pytest.raises(ValueError, match="train.init='tv' names a method with nothing trained"):
         checkpoints.training_spec(cfg.method, "smoke", 0)
+
+
+def test_warm_start_from_the_same_method_under_another_scheme():
+    """`train.init: lsr+score`: the bilevel training keys (and starts from) LSR's score-matching checkpoint;
+    the warm-up itself, under its own scheme's settings, has no warm start of its own."""
+    import pytest
+
+    cfg = compose("method=lsr", "profile=smoke", "++method.train.init=lsr+score")
+    spec = checkpoints.training_spec(cfg.method, "smoke", 0)
+    warmup = compose("method=lsr", "training=score", "profile=smoke", "++method.train.init=lsr+score")
+    warmup_spec = checkpoints.training_spec(warmup.method, "smoke", 0, warmup.training)
+    assert spec["training"] == "bilevel_ift" and warmup_spec["training"] == "score"
+    assert "init" not in warmup_spec["train"]
+    assert spec["train"]["init"] == {"method": "lsr+score", "key": checkpoints.checkpoint_key(warmup_spec)}
+    bad = compose("method=lsr", "profile=smoke", "++method.train.init=lsr+")
+    with pytest.raises(ValueError, match=r"train.init='lsr\+': expected <method> or <method>\+<training scheme>"):
+        checkpoints.training_spec(bad.method, "smoke", 0)
+
+
+def test_a_warm_start_under_another_scheme_starts_from_the_score_trained_network(tmp_path):
+    """With lr=0 the bilevel phase leaves LSR's network as the score-matching warm-up left it."""
+    from regbench.core.instantiate import build
+    from regbench.training.weights import prepare_weights
+
+    common = ("profile=smoke", "progress=false", f"cache_dir={tmp_path}", f"weights_dir={tmp_path / 'none'}")
+    run = run_of("method=lsr", "++method.train.init=lsr+score", "method.train.lr=0", *common)
+    model = build(run.method.model)
+    prepare_weights(run, model, torch.device("cpu"))
+    warmup = run_of("method=lsr", "training=score", *common)
+    state, entry = checkpoints.load(warmup.folders, "lsr", checkpoints.checkpoint_key(checkpoints.spec_of(warmup)))
+    assert entry["spec"]["training"] == "score"
+    fresh = build(run.method.model).state_dict()
+    for name, value in model.state_dict().items():
+        if name.startswith("net."):
+            assert torch.equal(value, state[name]), name
+    assert not all(torch.equal(v, fresh[k]) for k, v in state.items() if k.startswith("net."))

@@ -39,6 +39,8 @@ def training_spec(method_cfg: DictConfig, profile: str, seed: int, training: Dic
     A method whose YAML says `train.weights: {name, module}` trains only its submodule
     `module` and keys it under `name`: methods that share a network and its training
     (DiffPIR and DPS share one diffusion prior) share one checkpoint.
+    `train.init` (a warm start, see `init_overrides`) belongs to the method's own scheme: under
+    another scheme the method trains from its initialization.
     """
     if method_cfg.get("train") is None:
         if training is not None:
@@ -50,8 +52,9 @@ def training_spec(method_cfg: DictConfig, profile: str, seed: int, training: Dic
     own_scheme = train.pop("scheme", None)
     scheme_name, scheme = scheme_settings(method_cfg.name, own_scheme, training)
     scheme_budgets = scheme.pop("budget", None) or {}
-    if scheme_name != own_scheme:  # the method's budget is sized for its own scheme
+    if scheme_name != own_scheme:  # the method's budget and warm start belong to its own scheme
         budgets = {}
+        train.pop("init", None)
     if profile not in budgets and profile not in scheme_budgets:
         known = sorted({*budgets, *scheme_budgets})
         raise ValueError(
@@ -71,12 +74,12 @@ def training_spec(method_cfg: DictConfig, profile: str, seed: int, training: Dic
         model = {"module": module, **model[module]}
     if train.get("init") is not None:
         # warm start: the key of the weights training starts from is part of this one's
-        other = compose([f"method={train['init']}", f"profile={profile}", f"seed={seed}"]).method
-        if other.get("train") is None:
+        other = compose([*init_overrides(train["init"]), f"profile={profile}", f"seed={seed}"])
+        if other.method.get("train") is None:
             raise ValueError(
                 f"method {method_cfg.name!r}: train.init={train['init']!r} names a method with nothing trained"
             )
-        starts_from = training_spec(other, profile, seed)
+        starts_from = training_spec(other.method, profile, seed, other.get("training"))
         train["init"] = {"method": train["init"], "key": checkpoint_key(starts_from)}
     return {
         "method": name,
@@ -113,10 +116,21 @@ def init_run(run: Run) -> Run:
     retrain=true only this run's method retrains)."""
     name = run.method.config.train.init
     data = [f"data.download={str(run.download).lower()}", *([f"data.root={run.data_root}"] if run.data_root else [])]
-    other = compose([f"method={name}", f"profile={run.profile.name}", f"seed={run.seed}", *data])
+    other = compose([*init_overrides(name), f"profile={run.profile.name}", f"seed={run.seed}", *data])
     if other.method.get("train") is None:
         raise ValueError(f"method {run.method.name!r}: train.init={name!r} names a method with nothing trained")
-    return run.replace(method=MethodSpec.from_config(other.method, run.profile.name), retrain=False)
+    method = MethodSpec.from_config(other.method, run.profile.name, other.get("training"))
+    return run.replace(method=method, retrain=False)
+
+
+def init_overrides(init: str) -> list[str]:
+    """`train.init` as config overrides: `<method>` (its own training scheme) or `<method>+<scheme>` (that
+    method under another scheme of configs/training/, e.g. `lsr+score`: bilevel training after a
+    score-matching warm-up of the same network)."""
+    method, plus, scheme = str(init).partition("+")
+    if not method or (plus and not scheme):
+        raise ValueError(f"train.init={init!r}: expected <method> or <method>+<training scheme>")
+    return [f"method={method}", *([f"training={scheme}"] if scheme else [])]
 
 
 def weights_name(spec: dict) -> str:
