@@ -96,3 +96,19 @@ def test_the_header_names_commit_machine_profile_commands_and_devices():
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_every_published_experiment_is_a_registered_one(name):
     assert (REPO / "configs" / "experiment" / f"{name}.yaml").is_file()
+
+
+def test_the_task_table_sweeps_every_task_once_with_8_bsd68_images_in_the_cpu_profile():
+    """CT keeps all its test phantoms; the BSD68 tasks evaluate their first 8 images at cpu, the smoke
+    profile keeps its own 2."""
+    from conftest import run_of
+
+    from regbench.core.registry import sweep_params
+    from regbench.results.publish import EXPERIMENTS
+
+    swept = [t for sweep in EXPERIMENTS["tasks"] for t in sweep[0].removeprefix("task=").split(",")]
+    assert sorted(swept) == sorted(sweep_params("tasks")["task"])
+    ct, bsd = EXPERIMENTS["tasks"]
+    assert run_of("experiment=tasks", "profile=cpu", "task=ct_parallel_ellipses", *ct[1:]).n_test is None
+    assert run_of("experiment=tasks", "profile=cpu", "task=sr_x2_bsd68", *bsd[1:]).n_test == 8
+    assert run_of("experiment=tasks", "profile=smoke", "task=sr_x2_bsd68", *bsd[1:]).n_test == 2

@@ -39,10 +39,14 @@ from regbench.results.report import write_report
 from regbench.results.store import atomic_write_text
 
 # the published experiments, each as its sweeps (overrides over `experiment=<name>`): operator
-# mismatch has a model for CT only, so the probe table adds it as a sweep of its own
+# mismatch has a model for CT only, so the probe table adds it as a sweep of its own; the task table
+# evaluates CT on all its test phantoms and the BSD68 tasks on their first 8 images in the cpu profile
+# (smoke keeps its own sizes)
+CT_TASKS = "ct_parallel_ellipses,ct_fan_ellipses"
+BSD68_TASKS = "deblur_gaussian_bsd68,deblur_motion_bsd68,mri_x4_bsd68,sr_x2_bsd68,inpaint_50_bsd68"
 EXPERIMENTS: dict[str, list[list[str]]] = {
     "default": [[]],
-    "tasks": [[]],
+    "tasks": [[f"task={CT_TASKS}"], [f"task={BSD68_TASKS}", "+sweep_data.cpu.n_test=8"]],
     "probes": [[], ["task=ct_parallel_ellipses", "probe=operator_mismatch"]],
     "training_schemes": [[]],
 }
