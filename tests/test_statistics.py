@@ -90,3 +90,25 @@ def test_mean_rank_and_kendall_tau_of_a_probe_that_reverses_the_ranking():
     assert stability.kendall_tau.iloc[0] == pytest.approx(-1.0)
     ranks = statistics.mean_ranks(board).set_index("method")
     assert ranks.cells.tolist() == [2, 2, 2] and ranks.mean_rank.max() <= 3
+
+
+def test_the_image_seed_matrix_sorts_images_and_seeds_and_leaves_gaps_as_nan():
+    part = pd.DataFrame(
+        {
+            "image_id": ["b", "a", "b", "a", "a"],
+            "sample_seed": [1, 0, 0, 1, 1],
+            "psnr": [21.0, 30.0, 20.0, np.nan, 31.0],  # (a, 1): the failed row is left out, the finite one kept
+        }
+    )
+    np.testing.assert_array_equal(statistics._image_seed_matrix(part), [[30.0, 31.0], [20.0, 21.0]])
+    gap = part.iloc[:3]  # a has no seed 1
+    np.testing.assert_array_equal(statistics._image_seed_matrix(gap), [[30.0, np.nan], [20.0, 21.0]])
+
+
+def test_the_paired_test_uses_only_the_images_both_methods_have_finite():
+    upper = pd.Series([30.0, 31.0, 32.0, np.nan, 33.0], index=["a", "b", "c", "d", "e"])
+    lower = pd.Series([29.0, 30.5, 31.0, 20.0, 35.0], index=["b", "a", "c", "d", "f"])
+    # pairs a (30 - 30.5), b (31 - 29), c (32 - 31); d has no finite upper, e and f are unpaired
+    expected = __import__("scipy").stats.wilcoxon([-0.5, 2.0, 1.0]).pvalue
+    assert statistics.paired_p(upper, lower) == pytest.approx(expected)
+    assert np.isnan(statistics.paired_p(upper[["a"]], lower))

@@ -28,11 +28,19 @@ COLUMNS = ["psnr_ci_low", "psnr_ci_high", "p_next", "tied_next", "rank"]
 
 
 def _image_seed_matrix(part: pd.DataFrame) -> np.ndarray:
-    """PSNR as images x seeds (NaN where an image has fewer seeds or a reconstruction failed)."""
+    """PSNR as images x seeds, images and seeds in sorted order (NaN where an image has fewer seeds or a
+    reconstruction failed; of repeated (image, seed) rows the first finite PSNR counts)."""
+    psnr = part["psnr"].to_numpy(dtype=float)
     if "sample_seed" not in part:
-        return part["psnr"].to_numpy(dtype=float)[:, None]
-    wide = part.pivot_table(index="image_id", columns="sample_seed", values="psnr", aggfunc="first", dropna=False)
-    return wide.to_numpy(dtype=float)
+        return psnr[:, None]
+    images, image_index = np.unique(part["image_id"].to_numpy(dtype=str), return_inverse=True)
+    seeds, seed_index = np.unique(part["sample_seed"].to_numpy(), return_inverse=True)
+    wide = np.full((len(images), len(seeds)), np.nan)
+    finite = np.isfinite(psnr)
+    # reversed so that the first finite row of each (image, seed) is the one written last
+    rows = np.flatnonzero(finite)[::-1]
+    wide[image_index[rows], seed_index[rows]] = psnr[rows]
+    return wide
 
 
 def bootstrap_interval(values: np.ndarray, rng: np.random.Generator, n: int = BOOTSTRAP) -> tuple[float, float]:
@@ -60,13 +68,16 @@ def paired_p(upper: pd.Series, lower: pd.Series) -> float:
     NaN when fewer than two images pair up, 1.0 when every difference is zero."""
     from scipy.stats import wilcoxon
 
-    both = pd.concat([upper, lower], axis=1, join="inner").dropna()
-    if len(both) < 2:
+    _, up, low = np.intersect1d(
+        upper.index.to_numpy(dtype=str), lower.index.to_numpy(dtype=str), assume_unique=True, return_indices=True
+    )
+    a, b = upper.to_numpy(dtype=float)[up], lower.to_numpy(dtype=float)[low]
+    diff = (a - b)[np.isfinite(a) & np.isfinite(b)]
+    if len(diff) < 2:
         return math.nan
-    diff = both.iloc[:, 0] - both.iloc[:, 1]
     if (diff == 0).all():
         return 1.0
-    return float(wilcoxon(diff.to_numpy()).pvalue)
+    return float(wilcoxon(diff).pvalue)
 
 
 def annotate(rows: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
@@ -75,7 +86,8 @@ def annotate(rows: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
     if board.empty:
         return board.assign(**{c: pd.Series(dtype=float) for c in COLUMNS})
     rng = np.random.default_rng(0)
-    per_image = rows.groupby([*KEYS, "image_id"])["psnr"].mean()  # sorted: fast lookups by cell
+    by_image = rows.groupby([*KEYS, "image_id"])["psnr"].mean()
+    per_image = {key: part.droplevel(KEYS) for key, part in by_image.groupby(level=KEYS)}
     groups = dict(tuple(rows.groupby(KEYS, sort=False)))
     extra = []
     for _, cell in board.groupby(CELL, sort=False):
@@ -84,7 +96,7 @@ def annotate(rows: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
         rank = 1
         for i, key in enumerate(keys):
             low, high = bootstrap_interval(_image_seed_matrix(groups[key]), rng)
-            p = paired_p(per_image.loc[key], per_image.loc[keys[i + 1]]) if i + 1 < len(keys) else math.nan
+            p = paired_p(per_image[key], per_image[keys[i + 1]]) if i + 1 < len(keys) else math.nan
             extra.append(
                 {
                     **dict(zip(KEYS, key)),
