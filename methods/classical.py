@@ -10,7 +10,7 @@ from regbench.methods.base import Hyper, Method, SolveReport, noise_level
 
 class OneShotDenoiser(Method):
     family = "denoiser"
-    repeatable = False  # the bm3d library's output varies by ~1e-7 from call to call
+    repeatable = False  # the bm3d library's output varies from call to call (up to 4e-7; more under load)
     # the denoiser's sigma is `strength` x the measurement noise std; 1: the published protocol
     hyperparameters = {"strength": Hyper(1.0)}
 

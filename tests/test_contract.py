@@ -23,8 +23,9 @@ def _trained(run):
 
 
 def same(a: torch.Tensor, b: torch.Tensor, method) -> bool:
-    """Bit-identical, or within 1e-6 for a method whose library adds float noise (`repeatable = False`)."""
-    return torch.equal(a, b) if method.repeatable else torch.allclose(a, b, rtol=0, atol=1e-6)
+    """Bit-identical, or within 1e-5 for a method whose library adds float noise (`repeatable = False`: the bm3d
+    library's calls differ by up to 4e-7 on an idle machine and by more than 1e-6 under load)."""
+    return torch.equal(a, b) if method.repeatable else torch.allclose(a, b, rtol=0, atol=1e-5)
 
 
 def _batch(run):
