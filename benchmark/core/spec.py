@@ -53,7 +53,7 @@ class Folders:
 def profile_node(cfg: DictConfig) -> DictConfig:
     """The profile block with the experiment's test images for this profile over its `data`
     (an experiment's `sweep_data.<profile>`, e.g. the probes table's 6 images at 160 px in the cpu
-    profile, while its smoke run keeps the smoke profile's toy sizes)."""
+    profile and its one image per level in the smoke profile)."""
     own = (cfg.get("sweep_data") or {}).get(str(cfg.profile.name))
     return OmegaConf.merge(cfg.profile, {"data": own}) if own else cfg.profile
 
