@@ -74,11 +74,7 @@ def training_spec(method_cfg: DictConfig, profile: str, seed: int, training: Dic
         model = {"module": module, **model[module]}
     if train.get("init") is not None:
         # warm start: the key of the weights training starts from is part of this one's
-        other = compose([*init_overrides(train["init"]), f"profile={profile}", f"seed={seed}"])
-        if other.method.get("train") is None:
-            raise ValueError(
-                f"method {method_cfg.name!r}: train.init={train['init']!r} names a method with nothing trained"
-            )
+        other = init_source(method_cfg.name, train["init"], f"profile={profile}", f"seed={seed}")
         starts_from = training_spec(other.method, profile, seed, other.get("training"))
         train["init"] = {"method": train["init"], "key": checkpoint_key(starts_from)}
     return {
@@ -116,11 +112,18 @@ def init_run(run: Run) -> Run:
     retrain=true only this run's method retrains)."""
     name = run.method.config.train.init
     data = [f"data.download={str(run.download).lower()}", *([f"data.root={run.data_root}"] if run.data_root else [])]
-    other = compose([*init_overrides(name), f"profile={run.profile.name}", f"seed={run.seed}", *data])
-    if other.method.get("train") is None:
-        raise ValueError(f"method {run.method.name!r}: train.init={name!r} names a method with nothing trained")
+    other = init_source(run.method.name, name, f"profile={run.profile.name}", f"seed={run.seed}", *data)
     method = MethodSpec.from_config(other.method, run.profile.name, other.get("training"))
     return run.replace(method=method, retrain=False)
+
+
+def init_source(owner: str, init: str, *overrides: str) -> DictConfig:
+    """The composed config (with `overrides`) of what method `owner`'s warm start `train.init` starts from;
+    an error when that method trains nothing."""
+    other = compose([*init_overrides(init), *overrides])
+    if other.method.get("train") is None:
+        raise ValueError(f"method {owner!r}: train.init={init!r} names a method with nothing trained")
+    return other
 
 
 def init_overrides(init: str) -> list[str]:
